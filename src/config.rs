@@ -1,0 +1,635 @@
+//! The configuration document (AUTH_SPEC §1): parsed with serde (unknown fields refused), then
+//! validated into an immutable [`Config`] built once per `on_configure` and shared by every
+//! request. Every refusal names the JSON path of the offending element.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::consumers::{self, BasicCredential, Consumer, ConsumerIndex, KeyCredential, PasswordVerifier};
+use crate::plugins::{self, Configured, Support};
+
+/// A refused configuration: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the offending element, e.g. `plugins[0].config.key_names[1]`.
+    pub path: String,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The document is not JSON.
+    Syntax(String),
+    UnknownField,
+    RequiredFieldMissing,
+    /// Wrong JSON type: "expected a string", ...
+    Expected(String),
+    BadHeaderName(String),
+    InvalidUuid,
+    Empty,
+    AtLeastOneOf(&'static str),
+    OnlyOneOf(&'static str),
+    ExactlyOneOf(&'static str),
+    BadHash(&'static str),
+    /// `what` names the kind of value; `value` is shown only when it is not a secret.
+    Duplicate { what: &'static str, value: Option<String>, other: String },
+    UnknownPlugin(String),
+    NotYetSupported(String),
+    NotScopable(String),
+    ConsumerNotFound(String),
+    AnonymousNotFound(String),
+    DuplicatePlugin { name: String, other: String },
+    Between(i64, i64),
+    Rule(&'static str),
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, kind: ErrorKind) -> Self {
+        ConfigError { path: path.into(), kind }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}: {}", self.path, self.kind)
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Syntax(m) => write!(f, "invalid JSON: {m}"),
+            ErrorKind::UnknownField => f.write_str("unknown field"),
+            ErrorKind::RequiredFieldMissing => f.write_str("required field missing"),
+            ErrorKind::Expected(t) => write!(f, "expected {t}"),
+            ErrorKind::BadHeaderName(n) => write!(
+                f,
+                "bad header name '{n}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+            ),
+            ErrorKind::InvalidUuid => f.write_str("expected a valid UUID"),
+            ErrorKind::Empty => f.write_str("length must be at least 1"),
+            ErrorKind::AtLeastOneOf(fields) => write!(f, "at least one of these fields must be non-empty: {fields}"),
+            ErrorKind::OnlyOneOf(fields) => write!(f, "only one of these fields must be non-empty: {fields}"),
+            ErrorKind::ExactlyOneOf(fields) => write!(f, "exactly one of these fields must be non-empty: {fields}"),
+            ErrorKind::BadHash(expected) => write!(f, "invalid hash, expected {expected}"),
+            ErrorKind::Duplicate { what, value: Some(v), other } => write!(f, "duplicate {what} '{v}' (also used by {other})"),
+            ErrorKind::Duplicate { what, value: None, other } => write!(f, "duplicate {what} (also used by {other})"),
+            ErrorKind::UnknownPlugin(n) => write!(f, "unknown plugin '{n}'"),
+            ErrorKind::NotYetSupported(n) => write!(f, "plugin '{n}' is not supported by this version of consumer-auth"),
+            ErrorKind::NotScopable(n) => write!(f, "value must be null ('{n}' cannot be scoped to a consumer)"),
+            ErrorKind::ConsumerNotFound(c) => write!(f, "consumer '{c}' not found"),
+            ErrorKind::AnonymousNotFound(c) => write!(f, "anonymous consumer '{c}' not found"),
+            ErrorKind::DuplicatePlugin { name, other } => write!(f, "duplicate plugin '{name}' (also at {other})"),
+            ErrorKind::Between(lo, hi) => write!(f, "value should be between {lo} and {hi}"),
+            ErrorKind::Rule(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Deserialize `value` as `T`, turning serde's errors into [`ConfigError`]s whose path starts
+/// with `prefix` (the path of `value` in the document).
+pub fn parse_section<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let base = join_path(prefix, if inner == "." { "" } else { &inner });
+        from_serde_message(&base, &e.inner().to_string())
+    })
+}
+
+fn join_path(prefix: &str, rest: &str) -> String {
+    match (prefix.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) if rest.starts_with('[') => format!("{prefix}{rest}"),
+        (false, false) => format!("{prefix}.{rest}"),
+    }
+}
+
+/// Kong-style wording for serde's messages.
+fn from_serde_message(path: &str, message: &str) -> ConfigError {
+    let message = match message.rfind(" at line ") {
+        Some(i) => message.get(..i).unwrap_or(message),
+        None => message,
+    };
+    let backticked = |m: &str| m.split('`').nth(1).map(str::to_string);
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        // serde_path_to_error's path already ends with the unknown field.
+        let field = backticked(rest).unwrap_or_default();
+        let at = if path == field || path.ends_with(&format!(".{field}")) { path.to_string() } else { join_path(path, &field) };
+        return ConfigError::new(at, ErrorKind::UnknownField);
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        let field = backticked(rest).unwrap_or_default();
+        return ConfigError::new(join_path(path, &field), ErrorKind::RequiredFieldMissing);
+    }
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        if let Some((_, expected)) = message.rsplit_once(", expected ") {
+            return ConfigError::new(path, ErrorKind::Expected(kong_type_name(expected)));
+        }
+    }
+    ConfigError::new(path, ErrorKind::Syntax(message.to_string()))
+}
+
+fn kong_type_name(serde_expected: &str) -> String {
+    match serde_expected {
+        "a string" => "a string".into(),
+        "a boolean" => "a boolean".into(),
+        "a sequence" => "an array".into(),
+        e if e.starts_with("struct ") || e == "a map" => "a record".into(),
+        "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "usize" => "an integer".into(),
+        "f32" | "f64" => "a number".into(),
+        other => other.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document as written.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawDocument {
+    #[serde(default)]
+    consumers: Vec<Value>,
+    #[serde(default)]
+    plugins: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawConsumer {
+    id: Option<String>,
+    username: Option<String>,
+    custom_id: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    created_at: Option<u64>,
+    #[serde(default)]
+    keyauth_credentials: Vec<RawKeyCredential>,
+    #[serde(default)]
+    basicauth_credentials: Vec<RawBasicCredential>,
+    #[serde(default)]
+    hmacauth_credentials: Vec<RawHmacCredential>,
+    #[serde(default)]
+    jwt_secrets: Vec<RawJwtSecret>,
+    #[serde(default)]
+    acls: Vec<RawAcl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawKeyCredential {
+    id: Option<String>,
+    key: Option<String>,
+    key_hash: Option<String>,
+    expires_at: Option<u64>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    created_at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawBasicCredential {
+    id: Option<String>,
+    username: String,
+    password: Option<String>,
+    password_hash: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    created_at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawHmacCredential {
+    id: Option<String>,
+    username: String,
+    secret: String,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    created_at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawJwtSecret {
+    id: Option<String>,
+    key: String,
+    algorithm: Option<String>,
+    secret: Option<String>,
+    rsa_public_key: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    created_at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawAcl {
+    id: Option<String>,
+    group: String,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    created_at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
+struct RawPluginEntry {
+    name: String,
+    config: Option<Value>,
+    consumer: Option<String>,
+    enabled: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated configuration.
+
+/// One priority slot: the unscoped entry of a plugin and its consumer-scoped entries.
+pub struct Slot {
+    pub name: &'static str,
+    pub priority: u32,
+    pub unscoped: Option<Configured>,
+    /// Consumer id -> the entry scoped to that consumer (replaces the unscoped one for them).
+    pub scoped: HashMap<String, Configured>,
+}
+
+impl Slot {
+    /// The entry that applies to the consumer identified so far.
+    pub fn entry_for(&self, consumer: Option<&Consumer>) -> Option<&Configured> {
+        consumer.and_then(|c| self.scoped.get(&c.id)).or(self.unscoped.as_ref())
+    }
+}
+
+/// A validated configuration, immutable and shared by every request of one filter instance.
+pub struct Config {
+    pub consumers: ConsumerIndex,
+    /// Plugins in Kong priority order (highest first).
+    pub slots: Vec<Slot>,
+    /// Whether some plugin may need the request body.
+    pub may_need_body: bool,
+}
+
+/// What a plugin's builder may consult.
+pub struct BuildContext<'a> {
+    pub consumers: &'a ConsumerIndex,
+}
+
+impl BuildContext<'_> {
+    /// Validate an `anonymous` reference (by id, then username).
+    pub fn check_anonymous(&self, anonymous: &Option<String>, path: &str) -> Result<(), ConfigError> {
+        match anonymous {
+            Some(a) if self.consumers.by_reference(a).is_none() => {
+                Err(ConfigError::new(join_path(path, "anonymous"), ErrorKind::AnonymousNotFound(a.clone())))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Config {
+    /// Parse and validate a whole document; the first error refuses it.
+    pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
+        let value: Value = serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
+        let doc: RawDocument = parse_section(value, "")?;
+        let consumers = build_consumers(doc.consumers)?;
+        let (slots, may_need_body) = build_plugins(doc.plugins, &consumers)?;
+        Ok(Config { consumers, slots, may_need_body })
+    }
+}
+
+fn check_uuid(id: &str, path: String) -> Result<(), ConfigError> {
+    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ConfigError::new(path, ErrorKind::InvalidUuid))
+}
+
+/// Unique values of one kind, remembering who used each first.
+struct Seen<K> {
+    what: &'static str,
+    show_value: bool,
+    first: HashMap<K, String>,
+}
+
+impl<K: std::hash::Hash + Eq> Seen<K> {
+    fn new(what: &'static str, show_value: bool) -> Self {
+        Seen { what, show_value, first: HashMap::new() }
+    }
+
+    fn claim(&mut self, key: K, shown: &str, owner: String, path: String) -> Result<(), ConfigError> {
+        if let Some(other) = self.first.get(&key) {
+            let value = self.show_value.then(|| shown.to_string());
+            return Err(ConfigError::new(path, ErrorKind::Duplicate { what: self.what, value, other: other.clone() }));
+        }
+        self.first.insert(key, owner);
+        Ok(())
+    }
+}
+
+fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
+    let mut index = ConsumerIndex::default();
+    let mut ids = Seen::new("id", true);
+    let mut usernames = Seen::new("username", true);
+    let mut custom_ids = Seen::new("custom_id", true);
+    let mut keys = Seen::new("key", false);
+    let mut key_ids = Seen::new("credential id", true);
+    let mut basic_users = Seen::new("username", true);
+    let mut hmac_users = Seen::new("username", true);
+    let mut jwt_keys = Seen::new("key", true);
+
+    for (ci, value) in raw.into_iter().enumerate() {
+        let at = format!("consumers[{ci}]");
+        let owner = at.clone();
+        let c: RawConsumer = parse_section(value, &at)?;
+        let username = c.username.filter(|u| !u.is_empty());
+        let custom_id = c.custom_id.filter(|u| !u.is_empty());
+        if username.is_none() && custom_id.is_none() {
+            return Err(ConfigError::new(at, ErrorKind::AtLeastOneOf("'custom_id', 'username'")));
+        }
+        let id = match c.id {
+            Some(id) => {
+                check_uuid(&id, format!("{at}.id"))?;
+                id
+            }
+            None => match (&username, &custom_id) {
+                (Some(u), _) => consumers::derived_id("consumer", u),
+                (None, Some(cid)) => consumers::derived_id("consumer-custom-id", cid),
+                (None, None) => String::new(),
+            },
+        };
+        ids.claim(id.clone(), &id, owner.clone(), format!("{at}.id"))?;
+        if let Some(u) = &username {
+            usernames.claim(u.clone(), u, owner.clone(), format!("{at}.username"))?;
+        }
+        if let Some(cid) = &custom_id {
+            custom_ids.claim(cid.clone(), cid, owner.clone(), format!("{at}.custom_id"))?;
+        }
+        let mut groups = Vec::with_capacity(c.acls.len());
+        for (ai, acl) in c.acls.iter().enumerate() {
+            if acl.group.is_empty() {
+                return Err(ConfigError::new(format!("{at}.acls[{ai}].group"), ErrorKind::Empty));
+            }
+            if let Some(aid) = &acl.id {
+                check_uuid(aid, format!("{at}.acls[{ai}].id"))?;
+            }
+            if !groups.contains(&acl.group) {
+                groups.push(acl.group.clone());
+            }
+        }
+        let consumer = Rc::new(Consumer { id: id.clone(), username, custom_id, groups });
+        index.insert_consumer(Rc::clone(&consumer));
+
+        for (ki, k) in c.keyauth_credentials.into_iter().enumerate() {
+            let kat = format!("{at}.keyauth_credentials[{ki}]");
+            let digest = match (&k.key, &k.key_hash) {
+                (Some(key), None) if key.is_empty() => return Err(ConfigError::new(format!("{kat}.key"), ErrorKind::Empty)),
+                (Some(key), None) => consumers::key_digest(key.as_bytes()),
+                (None, Some(hash)) => parse_sha256_hash(hash).ok_or_else(|| {
+                    ConfigError::new(format!("{kat}.key_hash"), ErrorKind::BadHash("'sha256:' followed by 64 hex digits"))
+                })?,
+                _ => return Err(ConfigError::new(kat, ErrorKind::ExactlyOneOf("'key', 'key_hash'"))),
+            };
+            let field = if k.key.is_some() { "key" } else { "key_hash" };
+            keys.claim(digest, "", owner.clone(), format!("{kat}.{field}"))?;
+            let cred_id = match k.id {
+                Some(cid) => {
+                    check_uuid(&cid, format!("{kat}.id"))?;
+                    cid
+                }
+                None => consumers::derived_id("keyauth", &format!("{id}:{ki}")),
+            };
+            key_ids.claim(cred_id.clone(), &cred_id, owner.clone(), format!("{kat}.id"))?;
+            index.insert_key(digest, KeyCredential { id: cred_id, consumer: Rc::clone(&consumer), expires_at: k.expires_at });
+        }
+
+        for (bi, b) in c.basicauth_credentials.into_iter().enumerate() {
+            let bat = format!("{at}.basicauth_credentials[{bi}]");
+            if b.username.is_empty() {
+                return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Empty));
+            }
+            if b.username.contains(':') {
+                return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Rule("must not contain ':'")));
+            }
+            if let Some(bid) = &b.id {
+                check_uuid(bid, format!("{bat}.id"))?;
+            }
+            basic_users.claim(b.username.clone(), &b.username, owner.clone(), format!("{bat}.username"))?;
+            let verifier = match (&b.password, &b.password_hash) {
+                (Some(p), None) => PasswordVerifier::from_plain(p.as_bytes()),
+                (None, Some(h)) => parse_password_hash(h, &id).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{bat}.password_hash"),
+                        ErrorKind::BadHash("40 hex digits (Kong's salted SHA-1) or 'sha256:' followed by 64 hex digits"),
+                    )
+                })?,
+                _ => return Err(ConfigError::new(bat, ErrorKind::ExactlyOneOf("'password', 'password_hash'"))),
+            };
+            index.insert_basic(BasicCredential { username: b.username, consumer: Rc::clone(&consumer), verifier });
+        }
+
+        for (hi, h) in c.hmacauth_credentials.iter().enumerate() {
+            let hat = format!("{at}.hmacauth_credentials[{hi}]");
+            if h.username.is_empty() {
+                return Err(ConfigError::new(format!("{hat}.username"), ErrorKind::Empty));
+            }
+            if h.secret.is_empty() {
+                return Err(ConfigError::new(format!("{hat}.secret"), ErrorKind::Empty));
+            }
+            if let Some(hid) = &h.id {
+                check_uuid(hid, format!("{hat}.id"))?;
+            }
+            hmac_users.claim(h.username.clone(), &h.username, owner.clone(), format!("{hat}.username"))?;
+        }
+
+        for (ji, j) in c.jwt_secrets.iter().enumerate() {
+            let jat = format!("{at}.jwt_secrets[{ji}]");
+            if j.key.is_empty() {
+                return Err(ConfigError::new(format!("{jat}.key"), ErrorKind::Empty));
+            }
+            if let Some(jid) = &j.id {
+                check_uuid(jid, format!("{jat}.id"))?;
+            }
+            const JWT_ALGORITHMS: &[&str] =
+                &["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+            if let Some(alg) = &j.algorithm {
+                if !JWT_ALGORITHMS.contains(&alg.as_str()) {
+                    return Err(ConfigError::new(
+                        format!("{jat}.algorithm"),
+                        ErrorKind::Rule("expected one of: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"),
+                    ));
+                }
+            }
+            let _ = (&j.secret, &j.rsa_public_key);
+            jwt_keys.claim(j.key.clone(), &j.key, owner.clone(), format!("{jat}.key"))?;
+        }
+    }
+    Ok(index)
+}
+
+/// `sha256:<64 hex>` -> digest.
+fn parse_sha256_hash(s: &str) -> Option<[u8; 32]> {
+    let hex_part = s.strip_prefix("sha256:")?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_part, &mut out).ok()?;
+    Some(out)
+}
+
+/// A basic-auth `password_hash`: Kong's `hex(sha1(password .. consumer_id))`, or `sha256:<hex>`.
+fn parse_password_hash(s: &str, consumer_id: &str) -> Option<PasswordVerifier> {
+    if let Some(d) = parse_sha256_hash(s) {
+        return Some(PasswordVerifier::Sha256(d));
+    }
+    let mut digest = [0u8; 20];
+    hex::decode_to_slice(s, &mut digest).ok()?;
+    Some(PasswordVerifier::KongSha1 { digest, salt: consumer_id.to_string() })
+}
+
+fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex) -> Result<(Vec<Slot>, bool), ConfigError> {
+    let ctx = BuildContext { consumers };
+    let mut slots: Vec<Slot> = Vec::new();
+    // (name, scope) -> path of the first entry, for duplicate detection.
+    let mut seen: HashMap<(String, Option<String>), String> = HashMap::new();
+    let mut may_need_body = false;
+
+    for (pi, value) in raw.into_iter().enumerate() {
+        let at = format!("plugins[{pi}]");
+        let entry: RawPluginEntry = parse_section(value, &at)?;
+        let (priority, support) = plugins::priority(&entry.name)
+            .ok_or_else(|| ConfigError::new(format!("{at}.name"), ErrorKind::UnknownPlugin(entry.name.clone())))?;
+        if support == Support::Planned {
+            return Err(ConfigError::new(format!("{at}.name"), ErrorKind::NotYetSupported(entry.name.clone())));
+        }
+        let scope = match &entry.consumer {
+            None => None,
+            Some(_) if support == Support::Auth => {
+                return Err(ConfigError::new(format!("{at}.consumer"), ErrorKind::NotScopable(entry.name.clone())));
+            }
+            Some(reference) => Some(
+                consumers
+                    .by_reference(reference)
+                    .map(|c| c.id.clone())
+                    .ok_or_else(|| ConfigError::new(format!("{at}.consumer"), ErrorKind::ConsumerNotFound(reference.clone())))?,
+            ),
+        };
+        if let Some(other) = seen.get(&(entry.name.clone(), scope.clone())) {
+            return Err(ConfigError::new(at, ErrorKind::DuplicatePlugin { name: entry.name, other: other.clone() }));
+        }
+        seen.insert((entry.name.clone(), scope.clone()), at.clone());
+
+        let config_at = format!("{at}.config");
+        let config = entry.config.unwrap_or(Value::Object(Default::default()));
+        let (name, configured, needs_body): (&'static str, Configured, bool) = match entry.name.as_str() {
+            "key-auth" => {
+                let p = plugins::key_auth::KeyAuth::build(config, &config_at, &ctx)?;
+                let needs_body = p.needs_body();
+                ("key-auth", Configured::Auth(Box::new(p)), needs_body)
+            }
+            "basic-auth" => {
+                ("basic-auth", Configured::Auth(Box::new(plugins::basic_auth::BasicAuth::build(config, &config_at, &ctx)?)), false)
+            }
+            "acl" => ("acl", Configured::Other(Box::new(plugins::acl::Acl::build(config, &config_at)?)), false),
+            "request-termination" => (
+                "request-termination",
+                Configured::Other(Box::new(plugins::request_termination::RequestTermination::build(config, &config_at)?)),
+                false,
+            ),
+            other => return Err(ConfigError::new(format!("{at}.name"), ErrorKind::NotYetSupported(other.to_string()))),
+        };
+        if entry.enabled == Some(false) {
+            continue;
+        }
+        may_need_body |= needs_body;
+        let slot = match slots.iter_mut().position(|s| s.name == name) {
+            Some(i) => slots.get_mut(i),
+            None => {
+                slots.push(Slot { name, priority, unscoped: None, scoped: HashMap::new() });
+                slots.last_mut()
+            }
+        };
+        if let Some(slot) = slot {
+            match scope {
+                Some(consumer_id) => {
+                    slot.scoped.insert(consumer_id, configured);
+                }
+                None => slot.unscoped = Some(configured),
+            }
+        }
+    }
+    slots.sort_by(|a, b| b.priority.cmp(&a.priority));
+    Ok((slots, may_need_body))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn refused(json: &str) -> String {
+        match Config::parse(json.as_bytes()) {
+            Ok(_) => panic!("accepted: {json}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn accepts_the_spec_example_shape() {
+        let c = Config::parse(
+            br#"{"consumers":[{"username":"alice","keyauth_credentials":[{"key":"k"}],"acls":[{"group":"admins"}]},
+                 {"username":"anonymous_users"}],
+                 "plugins":[{"name":"acl","config":{"allow":["admins"]}},{"name":"key-auth","config":{"anonymous":"anonymous_users"}},
+                 {"name":"request-termination","consumer":"anonymous_users","config":{"status_code":401,"message":"Authentication required"}}]}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = c.slots.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["key-auth", "acl", "request-termination"]);
+        assert_eq!(c.consumers.len(), 2);
+    }
+
+    #[test]
+    fn refusals_name_the_path() {
+        assert_eq!(
+            refused(r#"{"plugins":[{"name":"key-auth","config":{"key_names":["apikey","hello\\world"]}}]}"#),
+            "plugins[0].config.key_names[1]: bad header name 'hello\\world', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+        );
+        assert_eq!(refused(r#"{"plugins":[{"name":"key-authz"}]}"#), "plugins[0].name: unknown plugin 'key-authz'");
+        assert_eq!(refused(r#"{"consumers":[{"username":"a","foo":1}]}"#), "consumers[0].foo: unknown field");
+        assert_eq!(refused(r#"{"consumers":[{"username":5}]}"#), "consumers[0].username: expected a string");
+        assert_eq!(
+            refused(r#"{"consumers":[{"username":"a","keyauth_credentials":[{"key":"k"}]},{"username":"b","keyauth_credentials":[{"key":"k"}]}]}"#),
+            "consumers[1].keyauth_credentials[0].key: duplicate key (also used by consumers[0])"
+        );
+        assert_eq!(refused(r#"{"consumers":[{"id":"nope","username":"a"}]}"#), "consumers[0].id: expected a valid UUID");
+        assert_eq!(
+            refused(r#"{"consumers":[{"username":"a","basicauth_credentials":[{"password":"p"}]}]}"#),
+            "consumers[0].basicauth_credentials[0].username: required field missing"
+        );
+        assert_eq!(refused("{"), "invalid JSON: EOF while parsing an object at line 1 column 1");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_refusals() {
+        let e = refused(r#"{"consumers":[{"username":"a","keyauth_credentials":[{"key":"TOPSECRET"}]},{"username":"b","keyauth_credentials":[{"key":"TOPSECRET"}]}]}"#);
+        assert!(!e.contains("TOPSECRET"), "{e}");
+    }
+}

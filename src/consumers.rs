@@ -1,0 +1,199 @@
+//! Consumers and their credentials, indexed once per configuration for O(1) lookup.
+//!
+//! Secrets are never kept in the clear: API keys are indexed by their SHA-256 digest and
+//! passwords are kept as verifiers (SHA-256 digest, or Kong's salted SHA-1), compared in
+//! constant time.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A consumer as the pipeline and the identity headers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    pub id: String,
+    pub username: Option<String>,
+    pub custom_id: Option<String>,
+    /// ACL groups, in document order.
+    pub groups: Vec<String>,
+}
+
+impl Consumer {
+    /// True when `reference` names this consumer by id or by username.
+    pub fn is_named(&self, reference: &str) -> bool {
+        self.id == reference || self.username.as_deref() == Some(reference)
+    }
+}
+
+/// A key-auth credential, found by the digest of its key.
+#[derive(Debug)]
+pub struct KeyCredential {
+    /// The credential id: what `X-Credential-Identifier` carries (never the key).
+    pub id: String,
+    pub consumer: Rc<Consumer>,
+    /// Unix seconds after which the key no longer authenticates.
+    pub expires_at: Option<u64>,
+}
+
+/// How a stored password is checked.
+#[derive(Debug)]
+pub enum PasswordVerifier {
+    /// SHA-256 of the password (plain passwords are stored this way at configure time).
+    Sha256([u8; 32]),
+    /// Kong's database form: `sha1(password .. consumer_id)`.
+    KongSha1 { digest: [u8; 20], salt: String },
+}
+
+impl PasswordVerifier {
+    pub fn from_plain(password: &[u8]) -> Self {
+        PasswordVerifier::Sha256(sha256(password))
+    }
+
+    /// Constant-time with respect to the stored secret.
+    pub fn verify(&self, given: &[u8]) -> bool {
+        match self {
+            PasswordVerifier::Sha256(expected) => bool::from(sha256(given).ct_eq(expected)),
+            PasswordVerifier::KongSha1 { digest, salt } => {
+                let mut h = Sha1::new();
+                h.update(given);
+                h.update(salt.as_bytes());
+                let got: [u8; 20] = h.finalize().into();
+                bool::from(got.ct_eq(digest))
+            }
+        }
+    }
+}
+
+/// A basic-auth credential, found by its username.
+#[derive(Debug)]
+pub struct BasicCredential {
+    /// The credential's username: what `X-Credential-Identifier` carries.
+    pub username: String,
+    pub consumer: Rc<Consumer>,
+    pub verifier: PasswordVerifier,
+}
+
+/// All consumers of one configuration with their credentials.
+#[derive(Debug, Default)]
+pub struct ConsumerIndex {
+    by_id: HashMap<String, Rc<Consumer>>,
+    by_username: HashMap<String, Rc<Consumer>>,
+    keys: HashMap<[u8; 32], KeyCredential>,
+    basic: HashMap<String, BasicCredential>,
+}
+
+impl ConsumerIndex {
+    pub fn insert_consumer(&mut self, consumer: Rc<Consumer>) {
+        if let Some(username) = &consumer.username {
+            self.by_username.insert(username.clone(), Rc::clone(&consumer));
+        }
+        self.by_id.insert(consumer.id.clone(), consumer);
+    }
+
+    /// `key_digest` is `sha256(key)`; see [`key_digest`].
+    pub fn insert_key(&mut self, key_digest: [u8; 32], credential: KeyCredential) {
+        self.keys.insert(key_digest, credential);
+    }
+
+    pub fn insert_basic(&mut self, credential: BasicCredential) {
+        self.basic.insert(credential.username.clone(), credential);
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Rc<Consumer>> {
+        self.by_id.get(id)
+    }
+
+    /// Kong's `load_consumer(ref, search_by_username)`: by id first, then by username.
+    pub fn by_reference(&self, reference: &str) -> Option<&Rc<Consumer>> {
+        self.by_id.get(reference).or_else(|| self.by_username.get(reference))
+    }
+
+    pub fn key(&self, presented_key: &[u8]) -> Option<&KeyCredential> {
+        self.keys.get(&key_digest(presented_key))
+    }
+
+    pub fn basic(&self, username: &[u8]) -> Option<&BasicCredential> {
+        std::str::from_utf8(username).ok().and_then(|u| self.basic.get(u))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// The index key of an API key.
+pub fn key_digest(key: &[u8]) -> [u8; 32] {
+    sha256(key)
+}
+
+/// Namespace of the deterministic ids derived when a document leaves `id` out.
+const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b1c_9f1e_2a4d_5e0b_8c37_4f61_d2a9_e5c0);
+
+/// A deterministic UUID (v5) for `kind` and `name`: identical on every worker and restart.
+/// Callers never pass a secret as `name`.
+pub fn derived_id(kind: &str, name: &str) -> String {
+    let mut input = Vec::with_capacity(kind.len() + 1 + name.len());
+    input.extend_from_slice(kind.as_bytes());
+    input.push(b':');
+    input.extend_from_slice(name.as_bytes());
+    uuid::Uuid::new_v5(&ID_NAMESPACE, &input).to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kong_sha1_verifier_matches_kongs_stored_form() {
+        // Kong stores hex(sha1(password .. consumer_id)).
+        let consumer_id = "0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77";
+        let mut h = Sha1::new();
+        h.update(b"s3cret");
+        h.update(consumer_id.as_bytes());
+        let digest: [u8; 20] = h.finalize().into();
+        let v = PasswordVerifier::KongSha1 { digest, salt: consumer_id.to_string() };
+        assert!(v.verify(b"s3cret"));
+        assert!(!v.verify(b"s3cret "));
+        assert!(!v.verify(b""));
+    }
+
+    #[test]
+    fn sha256_verifier() {
+        let v = PasswordVerifier::from_plain(b"pw");
+        assert!(v.verify(b"pw"));
+        assert!(!v.verify(b"pW"));
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let a = derived_id("consumer", "alice");
+        assert_eq!(a, derived_id("consumer", "alice"));
+        assert_ne!(a, derived_id("consumer", "bob"));
+        assert_ne!(a, derived_id("keyauth", "alice"));
+        assert!(uuid::Uuid::parse_str(&a).is_ok());
+    }
+
+    #[test]
+    fn reference_lookup_prefers_id() {
+        let mut idx = ConsumerIndex::default();
+        let a = Rc::new(Consumer { id: "x".into(), username: Some("y".into()), custom_id: None, groups: vec![] });
+        let b = Rc::new(Consumer { id: "y".into(), username: Some("z".into()), custom_id: None, groups: vec![] });
+        idx.insert_consumer(a);
+        idx.insert_consumer(b);
+        assert_eq!(idx.by_reference("y").unwrap().id, "y");
+        assert_eq!(idx.by_reference("z").unwrap().id, "y");
+        assert!(idx.by_reference("nobody").is_none());
+    }
+}

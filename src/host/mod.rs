@@ -1,0 +1,257 @@
+//! The thin glue between the proxy-wasm SDK and the engine: one root context per filter
+//! instance (parses the configuration once), one http context per request (reads only what it
+//! needs, runs the pipeline, applies the outcome). Any host failure fails closed.
+
+mod abi;
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+
+use crate::config::Config;
+use crate::identity::{HeaderOp, HANDOFF_PROPERTY};
+use crate::pipeline::{self, Forward, LogLevel, Outcome};
+use crate::request::{Body, Header, Request};
+use crate::response::{self, Reason, Rejection};
+use crate::MAX_BODY_BYTES;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(FilterRoot { config: None }) });
+}}
+
+fn level_code(level: LogLevel) -> u32 {
+    match level {
+        LogLevel::Trace => 0,
+        LogLevel::Debug => 1,
+        LogLevel::Info => 2,
+        LogLevel::Warn => 3,
+        LogLevel::Error => 4,
+    }
+}
+
+fn log(level: LogLevel, message: &str) {
+    abi::log(level_code(level), message);
+}
+
+/// The engine's view of the proxy.
+struct ProxyHost;
+
+impl pipeline::Host for ProxyHost {
+    fn now_unix_seconds(&mut self) -> u64 {
+        // A host without a clock makes every expiring key look expired (fail closed).
+        abi::now_nanos().map_or(u64::MAX, |ns| ns / 1_000_000_000)
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        log(level, message);
+    }
+}
+
+struct FilterRoot {
+    config: Option<Rc<Config>>,
+}
+
+impl Context for FilterRoot {}
+
+impl RootContext for FilterRoot {
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        let bytes = match abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size) {
+            Ok(b) => b,
+            Err(e) => {
+                log(LogLevel::Error, &format!("consumer-auth: configuration refused: cannot read it (host status {})", e.0));
+                return false;
+            }
+        };
+        match Config::parse(&bytes) {
+            Ok(config) => {
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "consumer-auth: configuration loaded: {} consumers, {} plugins",
+                        config.consumers.len(),
+                        config.slots.len()
+                    ),
+                );
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                log(LogLevel::Error, &format!("consumer-auth: configuration refused: {e}"));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Always a context (the SDK traps on None); without a configuration it fails closed.
+        Some(Box::new(FilterRequest { config: self.config.clone(), headers: Vec::new(), handoff: None, awaiting_body: false }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct FilterRequest {
+    config: Option<Rc<Config>>,
+    headers: Vec<Header>,
+    handoff: Option<Vec<u8>>,
+    awaiting_body: bool,
+}
+
+impl Context for FilterRequest {}
+
+impl HttpContext for FilterRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(config) = self.config.clone() else {
+            return self.fail_closed("no valid configuration");
+        };
+        self.headers = match abi::request_headers() {
+            Ok(h) => h,
+            Err(_) => return self.fail_closed("cannot read the request headers"),
+        };
+        self.handoff = abi::get_property(&[HANDOFF_PROPERTY]).ok().flatten();
+        let body = if config.may_need_body && !end_of_stream && self.body_expected() { Body::Pending } else { Body::Empty };
+        self.decide(&config, body)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.awaiting_body {
+            return Action::Continue;
+        }
+        let Some(config) = self.config.clone() else {
+            return self.fail_closed("no valid configuration");
+        };
+        if body_size > MAX_BODY_BYTES {
+            return self.too_large();
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.awaiting_body = false;
+        let body = match abi::get_buffer(abi::BUFFER_REQUEST_BODY, 0, body_size) {
+            Ok(b) => b,
+            Err(_) => return self.fail_closed("cannot read the request body"),
+        };
+        self.decide(&config, Body::Complete(&body))
+    }
+}
+
+impl FilterRequest {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
+    /// A pseudo-header from the map; hosts that leave pseudo-headers out of the map (Kong) are
+    /// asked for it by name, then for the request property.
+    fn pseudo(&self, header: &str, property: &[&str]) -> String {
+        if let Some(v) = self.header(header) {
+            return String::from_utf8_lossy(v).into_owned();
+        }
+        abi::request_header(header)
+            .ok()
+            .flatten()
+            .or_else(|| abi::get_property(property).ok().flatten())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether a request whose headers did not end the stream really has a body. Envoy's
+    /// `end_of_stream` is reliable; Kong's is always false, so look at the framing too.
+    fn body_expected(&self) -> bool {
+        match self.header("content-length") {
+            Some(len) => len != b"0",
+            None if self.header("transfer-encoding").is_some() => true,
+            // HTTP/2 and HTTP/3 bodies need no framing header.
+            None => abi::get_property(&["request", "protocol"]).ok().flatten().is_none_or(|p| !p.starts_with(b"HTTP/1")),
+        }
+    }
+
+    fn decide(&mut self, config: &Config, body: Body<'_>) -> Action {
+        let method = self.pseudo(":method", &["request", "method"]);
+        let path = self.pseudo(":path", &["request", "path"]);
+        let request = Request::new(&method, &path, &self.headers, body);
+        let outcome = pipeline::run(config, &request, self.handoff.as_deref(), &mut ProxyHost);
+        drop(request);
+        match outcome {
+            Outcome::Forward(forward) => match self.apply(forward, body) {
+                Ok(()) => Action::Continue,
+                Err(what) => self.fail_closed(what),
+            },
+            Outcome::Reject(rejection) => self.reject(&rejection),
+            Outcome::NeedBody => {
+                let declared = self.header("content-length").and_then(|l| std::str::from_utf8(l).ok()?.trim().parse::<usize>().ok());
+                if declared.is_some_and(|l| l > MAX_BODY_BYTES) {
+                    return self.too_large();
+                }
+                self.awaiting_body = true;
+                Action::Pause
+            }
+        }
+    }
+
+    fn apply(&self, forward: Forward, body: Body<'_>) -> Result<(), &'static str> {
+        const FAILED: &str = "cannot update the request headers";
+        for op in &forward.header_ops {
+            match op {
+                HeaderOp::Remove(name) => abi::remove_request_header(name).map_err(|_| FAILED)?,
+                HeaderOp::Set(name, value) => abi::replace_request_header(name, value.as_bytes()).map_err(|_| FAILED)?,
+            }
+        }
+        if let Some(path) = &forward.path {
+            abi::replace_request_header(":path", path.as_bytes()).map_err(|_| FAILED)?;
+        }
+        if let (Some(new_body), Body::Complete(old)) = (&forward.body, body) {
+            abi::set_buffer(abi::BUFFER_REQUEST_BODY, 0, old.len(), new_body).map_err(|_| "cannot update the request body")?;
+            if self.header("content-length").is_some() {
+                abi::replace_request_header("content-length", new_body.len().to_string().as_bytes()).map_err(|_| FAILED)?;
+            }
+        }
+        if let Some(handoff) = &forward.handoff {
+            abi::set_property(&[HANDOFF_PROPERTY], handoff).map_err(|_| "cannot hand the identity on")?;
+        }
+        Ok(())
+    }
+
+    fn request_id(&self) -> Option<String> {
+        abi::get_property(&["request", "id"])
+            .ok()
+            .flatten()
+            .or_else(|| self.header("x-request-id").map(<[u8]>::to_vec))
+            .filter(|id| !id.is_empty())
+            .map(|id| String::from_utf8_lossy(&id).into_owned())
+    }
+
+    fn reject(&self, rejection: &Rejection) -> Action {
+        let request_id = self.request_id();
+        log(
+            LogLevel::Debug,
+            &format!(
+                "consumer-auth: request {} refused by {}: {} ({} {})",
+                request_id.as_deref().unwrap_or("-"),
+                if rejection.plugin.is_empty() { "consumer-auth" } else { rejection.plugin },
+                rejection.reason.as_str(),
+                rejection.status,
+                rejection.message()
+            ),
+        );
+        let local = response::render(rejection, self.header("accept"), request_id.as_deref());
+        if abi::send_local_response(local.status, &local.headers, &local.body, "consumer_auth").is_err() {
+            log(LogLevel::Error, "consumer-auth: could not send the local response");
+        }
+        Action::Pause
+    }
+
+    fn too_large(&mut self) -> Action {
+        self.awaiting_body = false;
+        self.reject(&Rejection::kong(413, "Payload too large", Reason::BodyTooLarge))
+    }
+
+    /// Never let a request through that the filter could not judge.
+    fn fail_closed(&self, why: &str) -> Action {
+        log(LogLevel::Error, &format!("consumer-auth: refusing request: {why}"));
+        self.reject(&Rejection::kong(500, "An unexpected error occurred", Reason::InternalError))
+    }
+}

@@ -1,0 +1,24 @@
+//! consumer-auth: Kong Gateway's consumer authentication model as one proxy-wasm filter.
+//!
+//! The engine (`config`, `consumers`, `request`, `plugins`, `pipeline`, `identity`, `response`)
+//! is plain Rust that knows nothing of proxy-wasm; `host` binds it to the SDK and is only built
+//! for wasm32.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod config;
+pub mod consumers;
+pub mod identity;
+pub mod pipeline;
+pub mod plugins;
+pub mod request;
+pub mod response;
+pub mod wire;
+
+#[cfg(target_arch = "wasm32")]
+mod host;
+
+/// The largest request body buffered for a plugin that reads the body (key-auth with
+/// `key_in_body`). A larger body is answered with 413 instead of being buffered. Equal to
+/// Envoy's default per-connection buffer limit.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -1,0 +1,189 @@
+//! One request through the configured plugins in Kong priority order, with Kong's logical
+//! AND / OR (AUTH_SPEC §3). Pure: it reads a [`Request`] and returns an [`Outcome`]; the host
+//! glue applies it. A run that needs the body returns [`Outcome::NeedBody`] and is simply run
+//! again, from the start, once the body is there.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use crate::config::Config;
+use crate::consumers::ConsumerIndex;
+use crate::identity::{self, HeaderOp, Identity};
+use crate::plugins::{AuthPlugin, Configured, Halt};
+use crate::request::{Body, ParsedBody, Request};
+use crate::response::{Reason, Rejection};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// What the engine needs from the proxy besides the request itself.
+pub trait Host {
+    /// Unix time in seconds.
+    fn now_unix_seconds(&mut self) -> u64;
+    fn log(&mut self, level: LogLevel, message: &str);
+}
+
+/// Changes to the request that plugins asked for (hide_credentials).
+#[derive(Debug, Default)]
+pub struct Edits {
+    remove_headers: Vec<String>,
+    path: Option<String>,
+    body: Option<Vec<u8>>,
+}
+
+impl Edits {
+    pub fn remove_header(&mut self, name: &str) {
+        let lower = name.to_ascii_lowercase();
+        if !self.remove_headers.contains(&lower) {
+            self.remove_headers.push(lower);
+        }
+    }
+
+    pub fn set_path(&mut self, path: String) {
+        self.path = Some(path);
+    }
+
+    pub fn set_body(&mut self, body: Vec<u8>) {
+        self.body = Some(body);
+    }
+}
+
+/// The per-request state plugins work on.
+pub struct Ctx<'r, 'a> {
+    pub req: &'r Request<'a>,
+    pub consumers: &'r ConsumerIndex,
+    pub identity: Identity,
+    pub edits: Edits,
+    host: &'r mut dyn Host,
+    body: OnceCell<ParsedBody<'a>>,
+}
+
+impl<'a> Ctx<'_, 'a> {
+    /// The request body parsed by its content type; [`Halt::NeedBody`] if it is not read yet.
+    pub fn body(&self) -> Result<&ParsedBody<'a>, Halt> {
+        let raw = match self.req.body {
+            Body::Pending => return Err(Halt::NeedBody),
+            Body::Empty => &[][..],
+            Body::Complete(b) => b,
+        };
+        Ok(self.body.get_or_init(|| ParsedBody::parse(self.req.content_type(), raw)))
+    }
+
+    pub fn now(&mut self) -> u64 {
+        self.host.now_unix_seconds()
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        self.host.log(level, message);
+    }
+}
+
+/// What to do with the request.
+#[derive(Debug)]
+pub enum Outcome {
+    Forward(Forward),
+    Reject(Rejection),
+    NeedBody,
+}
+
+/// Send the request upstream with these changes.
+#[derive(Debug, Default)]
+pub struct Forward {
+    pub header_ops: Vec<HeaderOp>,
+    /// New `:path` (a query argument was hidden).
+    pub path: Option<String>,
+    /// New body (a body field was hidden).
+    pub body: Option<Vec<u8>>,
+    /// The identity to hand to later instances in the chain, if it changed.
+    pub handoff: Option<Vec<u8>>,
+}
+
+/// Run every plugin of `config` on `req`. `handoff` is what an earlier instance of the filter
+/// handed over for this request (the raw property value), if any.
+pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mut dyn Host) -> Outcome {
+    let incoming = handoff.and_then(Identity::decode);
+    // The first instance to see the request owns the identity headers and strips what the client
+    // sent; a later one only updates what the earlier instances wrote.
+    let strip_spoofed = incoming.is_none();
+    let mut ctx = Ctx {
+        req,
+        consumers: &config.consumers,
+        identity: incoming.unwrap_or_default(),
+        edits: Edits::default(),
+        host,
+        body: OnceCell::new(),
+    };
+
+    for slot in &config.slots {
+        let Some(entry) = slot.entry_for(ctx.identity.consumer.as_deref()) else {
+            continue;
+        };
+        let result = match entry {
+            Configured::Auth(plugin) => run_auth(plugin.as_ref(), &mut ctx),
+            Configured::Other(plugin) => plugin.run(&mut ctx),
+        };
+        match result {
+            Ok(()) => {}
+            Err(Halt::NeedBody) => return Outcome::NeedBody,
+            Err(Halt::Reject(mut rejection)) => {
+                rejection.plugin = entry.name();
+                return Outcome::Reject(rejection);
+            }
+        }
+    }
+
+    let mut header_ops = Vec::new();
+    for name in &ctx.edits.remove_headers {
+        if req.has_header(name) {
+            header_ops.push(HeaderOp::Remove(name.clone()));
+        }
+    }
+    identity::header_ops(&ctx.identity, req.headers(), strip_spoofed, &mut header_ops);
+    let handoff_out = if ctx.identity.is_empty() {
+        None
+    } else {
+        Some(ctx.identity.encode()).filter(|encoded| Some(encoded.as_slice()) != handoff)
+    };
+    Outcome::Forward(Forward { header_ops, path: ctx.edits.path, body: ctx.edits.body, handoff: handoff_out })
+}
+
+/// Kong's auth plugin wrapper: preflight, OR skip, authenticate, anonymous fallback.
+fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> {
+    let settings = plugin.settings();
+    if !settings.run_on_preflight && ctx.req.method.eq_ignore_ascii_case("OPTIONS") {
+        return Ok(());
+    }
+    // OR mode skips when a credential (not merely a consumer) is already established.
+    if settings.anonymous.is_some() && ctx.identity.credential.is_some() {
+        return Ok(());
+    }
+    match plugin.authenticate(ctx) {
+        Ok(auth) => {
+            ctx.identity = Identity::authenticated(auth.consumer, auth.credential);
+            Ok(())
+        }
+        Err(Halt::NeedBody) => Err(Halt::NeedBody),
+        Err(Halt::Reject(rejection)) => {
+            let Some(anonymous) = &settings.anonymous else {
+                return Err(Halt::Reject(rejection));
+            };
+            match ctx.consumers.by_reference(anonymous) {
+                Some(consumer) => {
+                    ctx.identity = Identity::anonymous(Rc::clone(consumer));
+                    Ok(())
+                }
+                None => Err(Halt::Reject(Rejection::kong(
+                    500,
+                    format!("anonymous consumer {anonymous} is configured but doesn't exist"),
+                    Reason::AnonymousMissing,
+                ))),
+            }
+        }
+    }
+}
