@@ -23,7 +23,7 @@ build: toolchain
 lint: toolchain
 	$(CLIPPY)
 	cargo clippy --release --target $(WASM_TARGET) -p consumer-auth -- -D warnings
-	cargo fmt --check 2>/dev/null || true
+	cargo fmt -p consumer-auth --check
 
 # Native unit tests of the engine (no proxy, no wasm).
 unit:

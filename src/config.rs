@@ -37,13 +37,20 @@ pub enum ErrorKind {
     ExactlyOneOf(&'static str),
     BadHash(&'static str),
     /// `what` names the kind of value; `value` is shown only when it is not a secret.
-    Duplicate { what: &'static str, value: Option<String>, other: String },
+    Duplicate {
+        what: &'static str,
+        value: Option<String>,
+        other: String,
+    },
     UnknownPlugin(String),
     NotYetSupported(String),
     NotScopable(String),
     ConsumerNotFound(String),
     AnonymousNotFound(String),
-    DuplicatePlugin { name: String, other: String },
+    DuplicatePlugin {
+        name: String,
+        other: String,
+    },
     Between(i64, i64),
     Rule(&'static str),
 }
@@ -71,20 +78,23 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UnknownField => f.write_str("unknown field"),
             ErrorKind::RequiredFieldMissing => f.write_str("required field missing"),
             ErrorKind::Expected(t) => write!(f, "expected {t}"),
-            ErrorKind::BadHeaderName(n) => write!(
-                f,
-                "bad header name '{n}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
-            ),
+            ErrorKind::BadHeaderName(n) => {
+                write!(f, "bad header name '{n}', allowed characters are A-Z, a-z, 0-9, '_', and '-'")
+            }
             ErrorKind::InvalidUuid => f.write_str("expected a valid UUID"),
             ErrorKind::Empty => f.write_str("length must be at least 1"),
             ErrorKind::AtLeastOneOf(fields) => write!(f, "at least one of these fields must be non-empty: {fields}"),
             ErrorKind::OnlyOneOf(fields) => write!(f, "only one of these fields must be non-empty: {fields}"),
             ErrorKind::ExactlyOneOf(fields) => write!(f, "exactly one of these fields must be non-empty: {fields}"),
             ErrorKind::BadHash(expected) => write!(f, "invalid hash, expected {expected}"),
-            ErrorKind::Duplicate { what, value: Some(v), other } => write!(f, "duplicate {what} '{v}' (also used by {other})"),
+            ErrorKind::Duplicate { what, value: Some(v), other } => {
+                write!(f, "duplicate {what} '{v}' (also used by {other})")
+            }
             ErrorKind::Duplicate { what, value: None, other } => write!(f, "duplicate {what} (also used by {other})"),
             ErrorKind::UnknownPlugin(n) => write!(f, "unknown plugin '{n}'"),
-            ErrorKind::NotYetSupported(n) => write!(f, "plugin '{n}' is not supported by this version of consumer-auth"),
+            ErrorKind::NotYetSupported(n) => {
+                write!(f, "plugin '{n}' is not supported by this version of consumer-auth")
+            }
             ErrorKind::NotScopable(n) => write!(f, "value must be null ('{n}' cannot be scoped to a consumer)"),
             ErrorKind::ConsumerNotFound(c) => write!(f, "consumer '{c}' not found"),
             ErrorKind::AnonymousNotFound(c) => write!(f, "anonymous consumer '{c}' not found"),
@@ -124,12 +134,19 @@ fn from_serde_message(path: &str, message: &str) -> ConfigError {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         // serde_path_to_error's path already ends with the unknown field.
         let field = backticked(rest).unwrap_or_default();
-        let at = if path == field || path.ends_with(&format!(".{field}")) { path.to_string() } else { join_path(path, &field) };
+        let at = if path == field || path.ends_with(&format!(".{field}")) {
+            path.to_string()
+        } else {
+            join_path(path, &field)
+        };
         return ConfigError::new(at, ErrorKind::UnknownField);
     }
     if let Some(rest) = message.strip_prefix("missing field ") {
         let field = backticked(rest).unwrap_or_default();
         return ConfigError::new(join_path(path, &field), ErrorKind::RequiredFieldMissing);
+    }
+    if message.starts_with("invalid length") && message.contains("expected struct") {
+        return ConfigError::new(path, ErrorKind::Expected("a record".into()));
     }
     if message.starts_with("invalid type") || message.starts_with("invalid value") {
         if let Some((_, expected)) = message.rsplit_once(", expected ") {
@@ -313,7 +330,8 @@ impl BuildContext<'_> {
 impl Config {
     /// Parse and validate a whole document; the first error refuses it.
     pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
-        let value: Value = serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
+        let value: Value =
+            serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
         let doc: RawDocument = parse_section(value, "")?;
         let consumers = build_consumers(doc.consumers)?;
         let (slots, may_need_body) = build_plugins(doc.plugins, &consumers)?;
@@ -378,13 +396,13 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
                 (None, None) => String::new(),
             },
         };
-        ids.claim(id.clone(), &id, owner.clone(), format!("{at}.id"))?;
         if let Some(u) = &username {
             usernames.claim(u.clone(), u, owner.clone(), format!("{at}.username"))?;
         }
         if let Some(cid) = &custom_id {
             custom_ids.claim(cid.clone(), cid, owner.clone(), format!("{at}.custom_id"))?;
         }
+        ids.claim(id.clone(), &id, owner.clone(), format!("{at}.id"))?;
         let mut groups = Vec::with_capacity(c.acls.len());
         for (ai, acl) in c.acls.iter().enumerate() {
             if acl.group.is_empty() {
@@ -403,10 +421,15 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
         for (ki, k) in c.keyauth_credentials.into_iter().enumerate() {
             let kat = format!("{at}.keyauth_credentials[{ki}]");
             let digest = match (&k.key, &k.key_hash) {
-                (Some(key), None) if key.is_empty() => return Err(ConfigError::new(format!("{kat}.key"), ErrorKind::Empty)),
+                (Some(key), None) if key.is_empty() => {
+                    return Err(ConfigError::new(format!("{kat}.key"), ErrorKind::Empty))
+                }
                 (Some(key), None) => consumers::key_digest(key.as_bytes()),
                 (None, Some(hash)) => parse_sha256_hash(hash).ok_or_else(|| {
-                    ConfigError::new(format!("{kat}.key_hash"), ErrorKind::BadHash("'sha256:' followed by 64 hex digits"))
+                    ConfigError::new(
+                        format!("{kat}.key_hash"),
+                        ErrorKind::BadHash("'sha256:' followed by 64 hex digits"),
+                    )
                 })?,
                 _ => return Err(ConfigError::new(kat, ErrorKind::ExactlyOneOf("'key', 'key_hash'"))),
             };
@@ -420,7 +443,10 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
                 None => consumers::derived_id("keyauth", &format!("{id}:{ki}")),
             };
             key_ids.claim(cred_id.clone(), &cred_id, owner.clone(), format!("{kat}.id"))?;
-            index.insert_key(digest, KeyCredential { id: cred_id, consumer: Rc::clone(&consumer), expires_at: k.expires_at });
+            index.insert_key(
+                digest,
+                KeyCredential { id: cred_id, consumer: Rc::clone(&consumer), expires_at: k.expires_at },
+            );
         }
 
         for (bi, b) in c.basicauth_credentials.into_iter().enumerate() {
@@ -440,7 +466,9 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
                 (None, Some(h)) => parse_password_hash(h, &id).ok_or_else(|| {
                     ConfigError::new(
                         format!("{bat}.password_hash"),
-                        ErrorKind::BadHash("40 hex digits (Kong's salted SHA-1) or 'sha256:' followed by 64 hex digits"),
+                        ErrorKind::BadHash(
+                            "40 hex digits (Kong's salted SHA-1) or 'sha256:' followed by 64 hex digits",
+                        ),
                     )
                 })?,
                 _ => return Err(ConfigError::new(bat, ErrorKind::ExactlyOneOf("'password', 'password_hash'"))),
@@ -470,8 +498,10 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
             if let Some(jid) = &j.id {
                 check_uuid(jid, format!("{jat}.id"))?;
             }
-            const JWT_ALGORITHMS: &[&str] =
-                &["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+            const JWT_ALGORITHMS: &[&str] = &[
+                "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                "EdDSA",
+            ];
             if let Some(alg) = &j.algorithm {
                 if !JWT_ALGORITHMS.contains(&alg.as_str()) {
                     return Err(ConfigError::new(
@@ -525,12 +555,9 @@ fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex) -> Result<(Vec<Slot
             Some(_) if support == Support::Auth => {
                 return Err(ConfigError::new(format!("{at}.consumer"), ErrorKind::NotScopable(entry.name.clone())));
             }
-            Some(reference) => Some(
-                consumers
-                    .by_reference(reference)
-                    .map(|c| c.id.clone())
-                    .ok_or_else(|| ConfigError::new(format!("{at}.consumer"), ErrorKind::ConsumerNotFound(reference.clone())))?,
-            ),
+            Some(reference) => Some(consumers.by_reference(reference).map(|c| c.id.clone()).ok_or_else(|| {
+                ConfigError::new(format!("{at}.consumer"), ErrorKind::ConsumerNotFound(reference.clone()))
+            })?),
         };
         if let Some(other) = seen.get(&(entry.name.clone(), scope.clone())) {
             return Err(ConfigError::new(at, ErrorKind::DuplicatePlugin { name: entry.name, other: other.clone() }));
@@ -545,13 +572,17 @@ fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex) -> Result<(Vec<Slot
                 let needs_body = p.needs_body();
                 ("key-auth", Configured::Auth(Box::new(p)), needs_body)
             }
-            "basic-auth" => {
-                ("basic-auth", Configured::Auth(Box::new(plugins::basic_auth::BasicAuth::build(config, &config_at, &ctx)?)), false)
-            }
+            "basic-auth" => (
+                "basic-auth",
+                Configured::Auth(Box::new(plugins::basic_auth::BasicAuth::build(config, &config_at, &ctx)?)),
+                false,
+            ),
             "acl" => ("acl", Configured::Other(Box::new(plugins::acl::Acl::build(config, &config_at)?)), false),
             "request-termination" => (
                 "request-termination",
-                Configured::Other(Box::new(plugins::request_termination::RequestTermination::build(config, &config_at)?)),
+                Configured::Other(Box::new(plugins::request_termination::RequestTermination::build(
+                    config, &config_at,
+                )?)),
                 false,
             ),
             other => return Err(ConfigError::new(format!("{at}.name"), ErrorKind::NotYetSupported(other.to_string()))),
@@ -616,10 +647,15 @@ mod tests {
         assert_eq!(refused(r#"{"consumers":[{"username":"a","foo":1}]}"#), "consumers[0].foo: unknown field");
         assert_eq!(refused(r#"{"consumers":[{"username":5}]}"#), "consumers[0].username: expected a string");
         assert_eq!(
-            refused(r#"{"consumers":[{"username":"a","keyauth_credentials":[{"key":"k"}]},{"username":"b","keyauth_credentials":[{"key":"k"}]}]}"#),
+            refused(
+                r#"{"consumers":[{"username":"a","keyauth_credentials":[{"key":"k"}]},{"username":"b","keyauth_credentials":[{"key":"k"}]}]}"#
+            ),
             "consumers[1].keyauth_credentials[0].key: duplicate key (also used by consumers[0])"
         );
-        assert_eq!(refused(r#"{"consumers":[{"id":"nope","username":"a"}]}"#), "consumers[0].id: expected a valid UUID");
+        assert_eq!(
+            refused(r#"{"consumers":[{"id":"nope","username":"a"}]}"#),
+            "consumers[0].id: expected a valid UUID"
+        );
         assert_eq!(
             refused(r#"{"consumers":[{"username":"a","basicauth_credentials":[{"password":"p"}]}]}"#),
             "consumers[0].basicauth_credentials[0].username: required field missing"
@@ -629,7 +665,9 @@ mod tests {
 
     #[test]
     fn secrets_never_appear_in_refusals() {
-        let e = refused(r#"{"consumers":[{"username":"a","keyauth_credentials":[{"key":"TOPSECRET"}]},{"username":"b","keyauth_credentials":[{"key":"TOPSECRET"}]}]}"#);
+        let e = refused(
+            r#"{"consumers":[{"username":"a","keyauth_credentials":[{"key":"TOPSECRET"}]},{"username":"b","keyauth_credentials":[{"key":"TOPSECRET"}]}]}"#,
+        );
         assert!(!e.contains("TOPSECRET"), "{e}");
     }
 }

@@ -86,9 +86,9 @@ impl Identity {
     /// `None` for bytes this filter did not write.
     pub fn decode(bytes: &[u8]) -> Option<Identity> {
         let wire: Wire = serde_json::from_slice(bytes).ok()?;
-        let consumer = wire
-            .id
-            .map(|id| Rc::new(Consumer { id, username: wire.username, custom_id: wire.custom_id, groups: wire.groups }));
+        let consumer = wire.id.map(|id| {
+            Rc::new(Consumer { id, username: wire.username, custom_id: wire.custom_id, groups: wire.groups })
+        });
         Some(Identity { consumer, credential: wire.credential, groups_header: wire.groups_header })
     }
 }
@@ -191,7 +191,8 @@ mod tests {
 
     #[test]
     fn ops_leave_correct_headers_alone() {
-        let headers: Vec<Header> = vec![("x-consumer-id".into(), b"id-a".to_vec()), ("x-consumer-username".into(), b"alice".to_vec())];
+        let headers: Vec<Header> =
+            vec![("x-consumer-id".into(), b"id-a".to_vec()), ("x-consumer-username".into(), b"alice".to_vec())];
         let mut ops = Vec::new();
         header_ops(&Identity::anonymous(alice()), &headers, false, &mut ops);
         assert_eq!(ops, vec![HeaderOp::Set(ANONYMOUS_CONSUMER, "true".into())]);

@@ -54,10 +54,7 @@ impl<'a> Request<'a> {
 
     /// Header names are compared case-insensitively.
     pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     pub fn first_header(&self, name: &str) -> Option<&'a [u8]> {

@@ -183,7 +183,8 @@ fn kong_error_body(format: ErrorFormat, message: &str, request_id: Option<&str>)
             None => format!("{message}\n"),
         },
         ErrorFormat::Html => {
-            let id_line = request_id.map(|id| format!("    <p>request_id: {}</p>\n", markup_escape(id))).unwrap_or_default();
+            let id_line =
+                request_id.map(|id| format!("    <p>request_id: {}</p>\n", markup_escape(id))).unwrap_or_default();
             format!(
                 "<!doctype html>\n<html>\n  <head>\n    <meta charset=\"utf-8\">\n    <meta name=\"viewport\" content=\"width=device-width, initial-scale=1.0\">\n    <title>Error</title>\n  </head>\n  <body>\n    <h1>Error</h1>\n    <p>{}.</p>\n{}  </body>\n</html>\n",
                 markup_escape(message),
@@ -191,7 +192,8 @@ fn kong_error_body(format: ErrorFormat, message: &str, request_id: Option<&str>)
             )
         }
         ErrorFormat::Xml => {
-            let id_line = request_id.map(|id| format!("  <requestid>{}</requestid>\n", markup_escape(id))).unwrap_or_default();
+            let id_line =
+                request_id.map(|id| format!("  <requestid>{}</requestid>\n", markup_escape(id))).unwrap_or_default();
             format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<error>\n  <message>{}</message>\n{}</error>\n",
                 markup_escape(message),

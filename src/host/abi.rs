@@ -37,7 +37,12 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
-    fn proxy_get_property(path_data: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
     fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
@@ -102,7 +107,8 @@ pub fn request_headers() -> Result<Vec<Header>, HostError> {
 pub fn request_header(name: &str) -> Result<Option<Vec<u8>>, HostError> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: pointer and length of a live str, valid out-pointers.
-    let status = unsafe { proxy_get_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len(), &mut data, &mut size) };
+    let status =
+        unsafe { proxy_get_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len(), &mut data, &mut size) };
     match status {
         OK => Ok(Some(take(data, size))),
         NOT_FOUND => Ok(None),
@@ -112,7 +118,9 @@ pub fn request_header(name: &str) -> Result<Option<Vec<u8>>, HostError> {
 
 pub fn replace_request_header(name: &str, value: &[u8]) -> Result<(), HostError> {
     // SAFETY: pointers and lengths of live slices.
-    check(unsafe { proxy_replace_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+    check(unsafe {
+        proxy_replace_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    })
 }
 
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
@@ -157,7 +165,12 @@ pub fn set_buffer(buffer_type: u32, start: usize, size: usize, value: &[u8]) -> 
     check(unsafe { proxy_set_buffer_bytes(buffer_type, start, size, value.as_ptr(), value.len()) })
 }
 
-pub fn send_local_response(status: u16, headers: &[(String, String)], body: &[u8], details: &str) -> Result<(), HostError> {
+pub fn send_local_response(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    details: &str,
+) -> Result<(), HostError> {
     let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
     let map = serialize_map(&pairs);
     // SAFETY: pointers and lengths of live slices.

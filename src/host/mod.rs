@@ -60,7 +60,10 @@ impl RootContext for FilterRoot {
         let bytes = match abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size) {
             Ok(b) => b,
             Err(e) => {
-                log(LogLevel::Error, &format!("consumer-auth: configuration refused: cannot read it (host status {})", e.0));
+                log(
+                    LogLevel::Error,
+                    &format!("consumer-auth: configuration refused: cannot read it (host status {})", e.0),
+                );
                 return false;
             }
         };
@@ -86,7 +89,12 @@ impl RootContext for FilterRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Always a context (the SDK traps on None); without a configuration it fails closed.
-        Some(Box::new(FilterRequest { config: self.config.clone(), headers: Vec::new(), handoff: None, awaiting_body: false }))
+        Some(Box::new(FilterRequest {
+            config: self.config.clone(),
+            headers: Vec::new(),
+            handoff: None,
+            awaiting_body: false,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -113,7 +121,8 @@ impl HttpContext for FilterRequest {
             Err(_) => return self.fail_closed("cannot read the request headers"),
         };
         self.handoff = abi::get_property(&[HANDOFF_PROPERTY]).ok().flatten();
-        let body = if config.may_need_body && !end_of_stream && self.body_expected() { Body::Pending } else { Body::Empty };
+        let body =
+            if config.may_need_body && !end_of_stream && self.body_expected() { Body::Pending } else { Body::Empty };
         self.decide(&config, body)
     }
 
@@ -165,7 +174,9 @@ impl FilterRequest {
             Some(len) => len != b"0",
             None if self.header("transfer-encoding").is_some() => true,
             // HTTP/2 and HTTP/3 bodies need no framing header.
-            None => abi::get_property(&["request", "protocol"]).ok().flatten().is_none_or(|p| !p.starts_with(b"HTTP/1")),
+            None => {
+                abi::get_property(&["request", "protocol"]).ok().flatten().is_none_or(|p| !p.starts_with(b"HTTP/1"))
+            }
         }
     }
 
@@ -182,7 +193,9 @@ impl FilterRequest {
             },
             Outcome::Reject(rejection) => self.reject(&rejection),
             Outcome::NeedBody => {
-                let declared = self.header("content-length").and_then(|l| std::str::from_utf8(l).ok()?.trim().parse::<usize>().ok());
+                let declared = self
+                    .header("content-length")
+                    .and_then(|l| std::str::from_utf8(l).ok()?.trim().parse::<usize>().ok());
                 if declared.is_some_and(|l| l > MAX_BODY_BYTES) {
                     return self.too_large();
                 }
@@ -197,16 +210,20 @@ impl FilterRequest {
         for op in &forward.header_ops {
             match op {
                 HeaderOp::Remove(name) => abi::remove_request_header(name).map_err(|_| FAILED)?,
-                HeaderOp::Set(name, value) => abi::replace_request_header(name, value.as_bytes()).map_err(|_| FAILED)?,
+                HeaderOp::Set(name, value) => {
+                    abi::replace_request_header(name, value.as_bytes()).map_err(|_| FAILED)?
+                }
             }
         }
         if let Some(path) = &forward.path {
             abi::replace_request_header(":path", path.as_bytes()).map_err(|_| FAILED)?;
         }
         if let (Some(new_body), Body::Complete(old)) = (&forward.body, body) {
-            abi::set_buffer(abi::BUFFER_REQUEST_BODY, 0, old.len(), new_body).map_err(|_| "cannot update the request body")?;
+            abi::set_buffer(abi::BUFFER_REQUEST_BODY, 0, old.len(), new_body)
+                .map_err(|_| "cannot update the request body")?;
             if self.header("content-length").is_some() {
-                abi::replace_request_header("content-length", new_body.len().to_string().as_bytes()).map_err(|_| FAILED)?;
+                abi::replace_request_header("content-length", new_body.len().to_string().as_bytes())
+                    .map_err(|_| FAILED)?;
             }
         }
         if let Some(handoff) = &forward.handoff {

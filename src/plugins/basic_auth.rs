@@ -33,7 +33,8 @@ pub struct BasicAuth {
 /// Standard alphabet; padding optional, as nginx's `ngx.decode_base64` accepts.
 const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
 impl BasicAuth {
@@ -105,10 +106,9 @@ impl AuthPlugin for BasicAuth {
             found = consumers.basic(&user).map(|c| (c, password));
         }
         match found {
-            Some((credential, password)) if credential.verifier.verify(&password) => Ok(Authenticated {
-                consumer: credential.consumer.clone(),
-                credential: credential.username.clone(),
-            }),
+            Some((credential, password)) if credential.verifier.verify(&password) => {
+                Ok(Authenticated { consumer: credential.consumer.clone(), credential: credential.username.clone() })
+            }
             _ => Err(self.unauthorized()),
         }
     }
@@ -125,7 +125,9 @@ mod tests {
 
     #[test]
     fn parses_kongs_grammar() {
-        let p = |v: String| parse_basic(v.as_bytes()).map(|(u, p)| (String::from_utf8(u).unwrap(), String::from_utf8(p).unwrap()));
+        let p = |v: String| {
+            parse_basic(v.as_bytes()).map(|(u, p)| (String::from_utf8(u).unwrap(), String::from_utf8(p).unwrap()))
+        };
         assert_eq!(p(format!("Basic {}", enc("u:p"))), Some(("u".into(), "p".into())));
         assert_eq!(p(format!("basic {}", enc("u:p:q"))), Some(("u".into(), "p:q".into())));
         assert_eq!(p(format!("Basic {}", enc("u:"))), Some(("u".into(), "".into())));

@@ -45,7 +45,9 @@ impl RequestTermination {
         let status = match &raw.status_code {
             None => 503,
             Some(v) => {
-                let n = v.as_i64().ok_or_else(|| ConfigError::new(&status_path, ErrorKind::Expected("an integer".into())))?;
+                let n = v
+                    .as_i64()
+                    .ok_or_else(|| ConfigError::new(&status_path, ErrorKind::Expected("an integer".into())))?;
                 u16::try_from(n)
                     .ok()
                     .filter(|s| (100..=599).contains(s))
@@ -72,7 +74,13 @@ impl RequestTermination {
             },
         };
         Ok(RequestTermination {
-            rejection: Rejection { status, body, challenge: None, reason: Reason::Terminated, plugin: "request-termination" },
+            rejection: Rejection {
+                status,
+                body,
+                challenge: None,
+                reason: Reason::Terminated,
+                plugin: "request-termination",
+            },
             trigger: raw.trigger,
         })
     }

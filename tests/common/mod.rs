@@ -1,0 +1,128 @@
+//! Shared helpers for the tests that load the real `consumer_auth.wasm` through the wasmtime
+//! proxy-wasm host in `test-harness/`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+
+pub use proxy_wasm_harness::{Exchange, FilterId, Host, Request};
+pub use serde_json::json;
+use serde_json::Value;
+
+/// The built filter. `make harness-tests` sets `CONSUMER_AUTH_WASM`; otherwise the copy in
+/// `filters/`. A missing file fails the test: run `make build` first.
+pub fn wasm() -> PathBuf {
+    let path = std::env::var_os("CONSUMER_AUTH_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("filters/consumer_auth.wasm"));
+    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    path
+}
+
+pub fn host() -> Host {
+    Host::load(wasm()).expect("load consumer_auth.wasm")
+}
+
+pub const ALICE_ID: &str = "0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77";
+pub const ALICE_KEY_ID: &str = "6b2f4d1e-8a3c-4b5d-9e6f-7a8b9c0d1e2f";
+pub const ANON_ID: &str = "a0a0a0a0-0000-4000-8000-000000000001";
+pub const OTHER_ANON_ID: &str = "a0a0a0a0-0000-4000-8000-000000000002";
+
+/// The consumers most tests use: alice (key, basic, group admins), bob (key, basic, no
+/// groups), carol (groups dev and ops), and two anonymous consumers.
+pub fn consumers() -> Value {
+    json!([
+        {
+            "id": ALICE_ID, "username": "alice", "custom_id": "crm-1042",
+            "keyauth_credentials": [{"id": ALICE_KEY_ID, "key": "alice-key"}],
+            "basicauth_credentials": [{"username": "alice-basic", "password": "alice-pw"}],
+            "acls": [{"group": "admins"}]
+        },
+        {
+            "username": "bob",
+            "keyauth_credentials": [{"key": "bob-key"}],
+            "basicauth_credentials": [{"username": "bob-basic", "password": "bob-pw"}]
+        },
+        {
+            "username": "carol",
+            "keyauth_credentials": [{"key": "carol-key"}],
+            "acls": [{"group": "dev"}, {"group": "ops"}]
+        },
+        {"id": ANON_ID, "username": "anonymous_users"},
+        {"id": OTHER_ANON_ID, "username": "other_anonymous"}
+    ])
+}
+
+/// A document with the standard consumers and these plugins.
+pub fn doc(plugins: Value) -> String {
+    json!({"consumers": consumers(), "plugins": plugins}).to_string()
+}
+
+/// A host with one filter instance configured with `config`.
+pub fn one(config: &str) -> (Host, FilterId) {
+    let mut h = host();
+    let f = h.configure(config).unwrap_or_else(|e| panic!("configuration refused: {e}"));
+    (h, f)
+}
+
+/// Send `req` through one fresh instance of `plugins` (with the standard consumers).
+pub fn send(plugins: Value, req: Request) -> Exchange {
+    let (mut h, f) = one(&doc(plugins));
+    checked(h.send(&[f], req))
+}
+
+/// Fail on a trap: a trap turns every request on the VM into a 503 in production.
+pub fn checked(ex: Exchange) -> Exchange {
+    ex.assert_no_trap();
+    ex
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// The body of a local response as JSON.
+pub fn body_json(ex: &Exchange) -> Value {
+    serde_json::from_str(&ex.body_str()).unwrap_or_else(|e| panic!("body {:?} is not JSON: {e}", ex.body_str()))
+}
+
+pub fn message(ex: &Exchange) -> String {
+    body_json(ex)["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// The identity the upstream saw: (consumer id, username, custom id, credential, anonymous, groups).
+pub fn identity(ex: &Exchange) -> [Option<String>; 6] {
+    [
+        "x-consumer-id",
+        "x-consumer-username",
+        "x-consumer-custom-id",
+        "x-credential-identifier",
+        "x-anonymous-consumer",
+        "x-consumer-groups",
+    ]
+    .map(|h| {
+        let all = ex.upstream_headers(h);
+        assert!(all.len() <= 1, "{h} sent upstream {} times: {all:?}", all.len());
+        all.into_iter().next()
+    })
+}
+
+/// Assert the request went upstream as `username` with `credential` (None: anonymous).
+pub fn assert_upstream_as(ex: &Exchange, username: &str, credential: Option<&str>) {
+    assert_eq!(ex.status(), 200, "expected upstream, got {} {}", ex.status(), ex.body_str());
+    assert!(ex.upstream.is_some(), "request did not go upstream");
+    assert_eq!(ex.upstream_header("x-consumer-username").as_deref(), Some(username));
+    assert_eq!(ex.upstream_header("x-credential-identifier").as_deref(), credential);
+    let anonymous = ex.upstream_header("x-anonymous-consumer");
+    match credential {
+        Some(_) => assert_eq!(anonymous, None, "x-anonymous-consumer must be absent with a credential"),
+        None => assert_eq!(anonymous.as_deref(), Some("true")),
+    }
+}
+
+/// Assert a local 401/403/... with a Kong error body carrying `msg`.
+pub fn assert_refused(ex: &Exchange, status: u16, msg: &str) {
+    assert!(ex.upstream.is_none(), "request went upstream but should have been refused");
+    assert_eq!(ex.status(), status, "body: {}", ex.body_str());
+    assert_eq!(message(ex), msg);
+}
