@@ -23,7 +23,7 @@ build: toolchain
 lint: toolchain
 	$(CLIPPY)
 	cargo clippy --release --target $(WASM_TARGET) -p consumer-auth -- -D warnings
-	cargo fmt -p consumer-auth --check
+	cargo fmt -p consumer-auth -p proxy-wasm-harness --check
 
 # Native unit tests of the engine (no proxy, no wasm).
 unit:

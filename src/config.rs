@@ -607,7 +607,7 @@ fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex) -> Result<(Vec<Slot
             }
         }
     }
-    slots.sort_by(|a, b| b.priority.cmp(&a.priority));
+    slots.sort_by_key(|s| std::cmp::Reverse(s.priority));
     Ok((slots, may_need_body))
 }
 

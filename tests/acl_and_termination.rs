@@ -6,7 +6,11 @@ use common::*;
 use serde_json::Value;
 
 fn with_acl(acl: Value, anonymous: bool) -> Value {
-    let key = if anonymous { json!({"name": "key-auth", "config": {"anonymous": "anonymous_users"}}) } else { json!({"name": "key-auth"}) };
+    let key = if anonymous {
+        json!({"name": "key-auth", "config": {"anonymous": "anonymous_users"}})
+    } else {
+        json!({"name": "key-auth"})
+    };
     json!([key, {"name": "acl", "config": acl}])
 }
 
@@ -26,7 +30,11 @@ fn allow_list() {
     assert_refused(&send(plugins.clone(), as_user("bob-key")), 403, "You cannot consume this service");
     assert_refused(&send(plugins, Request::get("/")), 401, "Unauthorized");
     // authenticated, groups, none listed
-    assert_refused(&send(with_acl(json!({"allow": ["nobody"]}), false), as_user("alice-key")), 403, "You cannot consume this service");
+    assert_refused(
+        &send(with_acl(json!({"allow": ["nobody"]}), false), as_user("alice-key")),
+        403,
+        "You cannot consume this service",
+    );
 }
 
 #[test]
@@ -52,8 +60,16 @@ fn group_names_are_exact_and_case_sensitive() {
 
 #[test]
 fn no_consumer_at_all_is_401() {
-    assert_refused(&send(json!([{"name": "acl", "config": {"allow": ["admins"]}}]), Request::get("/")), 401, "Unauthorized");
-    assert_refused(&send(json!([{"name": "acl", "config": {"deny": ["admins"]}}]), Request::get("/")), 401, "Unauthorized");
+    assert_refused(
+        &send(json!([{"name": "acl", "config": {"allow": ["admins"]}}]), Request::get("/")),
+        401,
+        "Unauthorized",
+    );
+    assert_refused(
+        &send(json!([{"name": "acl", "config": {"deny": ["admins"]}}]), Request::get("/")),
+        401,
+        "Unauthorized",
+    );
 }
 
 #[test]
@@ -70,7 +86,13 @@ fn termination_defaults() {
     assert_eq!(ex.status(), 503);
     assert_eq!(ex.body_str(), r#"{"message":"Service unavailable"}"#);
     assert_eq!(ex.local_header("content-type").as_deref(), Some("application/json; charset=utf-8"));
-    for (status, text) in [(401, "Unauthorized"), (404, "Not found"), (405, "Method not allowed"), (500, "An unexpected error occurred"), (502, "Bad Gateway")] {
+    for (status, text) in [
+        (401, "Unauthorized"),
+        (404, "Not found"),
+        (405, "Method not allowed"),
+        (500, "An unexpected error occurred"),
+        (502, "Bad Gateway"),
+    ] {
         let ex = send(json!([{"name": "request-termination", "config": {"status_code": status}}]), Request::get("/"));
         assert_eq!(ex.status(), status);
         assert_eq!(ex.body_str(), format!(r#"{{"message":"{text}"}}"#));
@@ -82,7 +104,10 @@ fn termination_defaults() {
 
 #[test]
 fn termination_message_and_body() {
-    let ex = send(json!([{"name": "request-termination", "config": {"status_code": 403, "message": "Go \"away\""}}]), Request::get("/"));
+    let ex = send(
+        json!([{"name": "request-termination", "config": {"status_code": 403, "message": "Go \"away\""}}]),
+        Request::get("/"),
+    );
     assert_eq!(ex.status(), 403);
     assert_eq!(ex.body_str(), r#"{"message":"Go \"away\""}"#);
     let ex = send(

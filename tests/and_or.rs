@@ -121,7 +121,11 @@ fn or_with_all_failing_goes_upstream_as_anonymous() {
         assert_eq!(ex.local_header("www-authenticate"), None);
     }
     // ... unless a later acl or consumer-scoped request-termination stops it
-    let with_acl = [key_auth(Some("anonymous_users")), basic_auth(Some("anonymous_users")), json!({"name": "acl", "config": {"allow": ["admins"]}})];
+    let with_acl = [
+        key_auth(Some("anonymous_users")),
+        basic_auth(Some("anonymous_users")),
+        json!({"name": "acl", "config": {"allow": ["admins"]}}),
+    ];
     assert_refused(&both_ways(&with_acl, || request(Cred::None, Cred::None)), 401, "Unauthorized");
     let terminated = [
         key_auth(Some("anonymous_users")),

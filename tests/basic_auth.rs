@@ -29,8 +29,14 @@ fn valid_credentials_identify_by_credential_username() {
 
 #[test]
 fn wrong_password_and_unknown_user() {
-    assert_basic_401(&send(basic_auth(json!({})), Request::get("/").header("authorization", &basic("alice-basic", "nope"))), "service");
-    assert_basic_401(&send(basic_auth(json!({})), Request::get("/").header("authorization", &basic("nobody", "x"))), "service");
+    assert_basic_401(
+        &send(basic_auth(json!({})), Request::get("/").header("authorization", &basic("alice-basic", "nope"))),
+        "service",
+    );
+    assert_basic_401(
+        &send(basic_auth(json!({})), Request::get("/").header("authorization", &basic("nobody", "x"))),
+        "service",
+    );
 }
 
 #[test]
@@ -48,7 +54,9 @@ fn unknown_proxy_user_falls_back_to_authorization() {
         .header("authorization", &basic("alice-basic", "alice-pw"));
     assert_upstream_as(&send(basic_auth(json!({})), req), "alice", Some("alice-basic"));
     // an unparsable Proxy-Authorization also falls back
-    let req = Request::get("/").header("proxy-authorization", "Bearer x").header("authorization", &basic("alice-basic", "alice-pw"));
+    let req = Request::get("/")
+        .header("proxy-authorization", "Bearer x")
+        .header("authorization", &basic("alice-basic", "alice-pw"));
     assert_upstream_as(&send(basic_auth(json!({})), req), "alice", Some("alice-basic"));
 }
 
@@ -84,8 +92,16 @@ fn scheme_word_and_password_shapes() {
     })
     .to_string();
     let (mut h, f) = one(&config);
-    assert_upstream_as(&checked(h.send(&[f], Request::get("/").header("authorization", &basic("colon", "a:b:c")))), "c", Some("colon"));
-    assert_upstream_as(&checked(h.send(&[f], Request::get("/").header("authorization", &basic("empty", "")))), "e", Some("empty"));
+    assert_upstream_as(
+        &checked(h.send(&[f], Request::get("/").header("authorization", &basic("colon", "a:b:c")))),
+        "c",
+        Some("colon"),
+    );
+    assert_upstream_as(
+        &checked(h.send(&[f], Request::get("/").header("authorization", &basic("empty", "")))),
+        "e",
+        Some("empty"),
+    );
     assert_eq!(checked(h.send(&[f], Request::get("/").header("authorization", &basic("empty", "x")))).status(), 401);
 }
 
@@ -98,7 +114,9 @@ fn hide_credentials_removes_the_parsed_headers() {
     // Proxy-Authorization valid: only it was parsed, Authorization stays
     let ex = send(
         plugins.clone(),
-        Request::get("/").header("proxy-authorization", &basic("bob-basic", "bob-pw")).header("authorization", "Bearer t"),
+        Request::get("/")
+            .header("proxy-authorization", &basic("bob-basic", "bob-pw"))
+            .header("authorization", "Bearer t"),
     );
     assert_eq!(ex.upstream_header("proxy-authorization"), None);
     assert_eq!(ex.upstream_header("authorization").as_deref(), Some("Bearer t"));
@@ -126,7 +144,8 @@ fn hashed_passwords() {
     })
     .to_string();
     let (mut h, f) = one(&config);
-    let mut try_ = |u: &str, p: &str| checked(h.send(&[f], Request::get("/").header("authorization", &basic(u, p)))).status();
+    let mut try_ =
+        |u: &str, p: &str| checked(h.send(&[f], Request::get("/").header("authorization", &basic(u, p)))).status();
     assert_eq!(try_("kong-user", "kong-pw"), 200);
     assert_eq!(try_("kong-user", "kong-pw2"), 401);
     assert_eq!(try_("sha-user", "sha-pw"), 200);

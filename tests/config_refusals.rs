@@ -13,7 +13,8 @@ fn refusal(config: &str) -> String {
         Ok(_) => panic!("configuration accepted: {config}"),
         Err(e) => e,
     };
-    let lines: Vec<_> = err.logs.iter().filter(|l| l.message.starts_with("consumer-auth: configuration refused: ")).collect();
+    let lines: Vec<_> =
+        err.logs.iter().filter(|l| l.message.starts_with("consumer-auth: configuration refused: ")).collect();
     assert_eq!(lines.len(), 1, "exactly one refusal line: {:?}", err.logs);
     lines[0].message.trim_start_matches("consumer-auth: configuration refused: ").to_string()
 }
@@ -32,17 +33,29 @@ fn syntax_and_shape() {
     assert!(refusal("").starts_with("invalid JSON: "));
     assert_eq!(refusal(r#"{"consumer": []}"#), "consumer: unknown field");
     assert_eq!(refusal(r#"{"consumers": {}}"#), "consumers: expected an array");
-    assert_eq!(refusal(r#"{"plugins": [{"name": "key-auth", "config": {"key_in_header": "yes"}}]}"#), "plugins[0].config.key_in_header: expected a boolean");
-    assert_eq!(refusal(r#"{"plugins": [{"name": "key-auth", "config": {"hide_credential": true}}]}"#), "plugins[0].config.hide_credential: unknown field");
+    assert_eq!(
+        refusal(r#"{"plugins": [{"name": "key-auth", "config": {"key_in_header": "yes"}}]}"#),
+        "plugins[0].config.key_in_header: expected a boolean"
+    );
+    assert_eq!(
+        refusal(r#"{"plugins": [{"name": "key-auth", "config": {"hide_credential": true}}]}"#),
+        "plugins[0].config.hide_credential: unknown field"
+    );
     assert_eq!(refusal(r#"{"plugins": [{"config": {}}]}"#), "plugins[0].name: required field missing");
     assert_eq!(refusal(r#"{"plugins": [{"name": "key-auth", "config": []}]}"#), "plugins[0].config: expected a record");
 }
 
 #[test]
 fn consumers() {
-    assert_eq!(refusal(&with_consumers(json!([{"tags": []}]))), "consumers[0]: at least one of these fields must be non-empty: 'custom_id', 'username'");
+    assert_eq!(
+        refusal(&with_consumers(json!([{"tags": []}]))),
+        "consumers[0]: at least one of these fields must be non-empty: 'custom_id', 'username'"
+    );
     assert_eq!(refusal(&with_consumers(json!([{"username": "a", "foo": 1}]))), "consumers[0].foo: unknown field");
-    assert_eq!(refusal(&with_consumers(json!([{"username": "a", "id": "123"}]))), "consumers[0].id: expected a valid UUID");
+    assert_eq!(
+        refusal(&with_consumers(json!([{"username": "a", "id": "123"}]))),
+        "consumers[0].id: expected a valid UUID"
+    );
     assert_eq!(
         refusal(&with_consumers(json!([{"username": "a"}, {"username": "a"}]))),
         "consumers[1].username: duplicate username 'a' (also used by consumers[0])"
@@ -55,13 +68,19 @@ fn consumers() {
         refusal(&with_consumers(json!([{"username": "a", "id": ALICE_ID}, {"username": "b", "id": ALICE_ID}]))),
         format!("consumers[1].id: duplicate id '{ALICE_ID}' (also used by consumers[0])")
     );
-    assert_eq!(refusal(&with_consumers(json!([{"username": "a", "acls": [{"group": ""}]}]))), "consumers[0].acls[0].group: length must be at least 1");
+    assert_eq!(
+        refusal(&with_consumers(json!([{"username": "a", "acls": [{"group": ""}]}]))),
+        "consumers[0].acls[0].group: length must be at least 1"
+    );
 }
 
 #[test]
 fn key_credentials() {
     let c = |cred: Value| with_consumers(json!([{"username": "a", "keyauth_credentials": [cred]}]));
-    assert_eq!(refusal(&c(json!({}))), "consumers[0].keyauth_credentials[0]: exactly one of these fields must be non-empty: 'key', 'key_hash'");
+    assert_eq!(
+        refusal(&c(json!({}))),
+        "consumers[0].keyauth_credentials[0]: exactly one of these fields must be non-empty: 'key', 'key_hash'"
+    );
     assert_eq!(
         refusal(&c(json!({"key": "k", "key_hash": "sha256:00"}))),
         "consumers[0].keyauth_credentials[0]: exactly one of these fields must be non-empty: 'key', 'key_hash'"
@@ -71,8 +90,14 @@ fn key_credentials() {
         refusal(&c(json!({"key_hash": "md5:abc"}))),
         "consumers[0].keyauth_credentials[0].key_hash: invalid hash, expected 'sha256:' followed by 64 hex digits"
     );
-    assert_eq!(refusal(&c(json!({"key": "k", "id": "x"}))), "consumers[0].keyauth_credentials[0].id: expected a valid UUID");
-    assert_eq!(refusal(&c(json!({"key": "k", "expires_at": "soon"}))), "consumers[0].keyauth_credentials[0].expires_at: expected an integer");
+    assert_eq!(
+        refusal(&c(json!({"key": "k", "id": "x"}))),
+        "consumers[0].keyauth_credentials[0].id: expected a valid UUID"
+    );
+    assert_eq!(
+        refusal(&c(json!({"key": "k", "expires_at": "soon"}))),
+        "consumers[0].keyauth_credentials[0].expires_at: expected an integer"
+    );
 }
 
 #[test]
@@ -95,9 +120,18 @@ fn duplicate_keys_never_show_the_key() {
 #[test]
 fn basic_credentials() {
     let c = |cred: Value| with_consumers(json!([{"username": "a", "basicauth_credentials": [cred]}]));
-    assert_eq!(refusal(&c(json!({"password": "p"}))), "consumers[0].basicauth_credentials[0].username: required field missing");
-    assert_eq!(refusal(&c(json!({"username": "", "password": "p"}))), "consumers[0].basicauth_credentials[0].username: length must be at least 1");
-    assert_eq!(refusal(&c(json!({"username": "a:b", "password": "p"}))), "consumers[0].basicauth_credentials[0].username: must not contain ':'");
+    assert_eq!(
+        refusal(&c(json!({"password": "p"}))),
+        "consumers[0].basicauth_credentials[0].username: required field missing"
+    );
+    assert_eq!(
+        refusal(&c(json!({"username": "", "password": "p"}))),
+        "consumers[0].basicauth_credentials[0].username: length must be at least 1"
+    );
+    assert_eq!(
+        refusal(&c(json!({"username": "a:b", "password": "p"}))),
+        "consumers[0].basicauth_credentials[0].username: must not contain ':'"
+    );
     assert_eq!(
         refusal(&c(json!({"username": "u"}))),
         "consumers[0].basicauth_credentials[0]: exactly one of these fields must be non-empty: 'password', 'password_hash'"
@@ -110,7 +144,10 @@ fn basic_credentials() {
         {"username": "a", "basicauth_credentials": [{"username": "u", "password": "SECRET-PW"}]},
         {"username": "b", "basicauth_credentials": [{"username": "u", "password": "SECRET-PW"}]}
     ])));
-    assert_eq!(msg, "consumers[1].basicauth_credentials[0].username: duplicate username 'u' (also used by consumers[0])");
+    assert_eq!(
+        msg,
+        "consumers[1].basicauth_credentials[0].username: duplicate username 'u' (also used by consumers[0])"
+    );
 }
 
 #[test]
@@ -158,7 +195,9 @@ fn plugin_entries() {
         "anonymous never matches a custom_id"
     );
     assert_eq!(
-        refusal(&with_plugins(json!([{"name": "acl", "config": {"allow": ["a"]}}, {"name": "acl", "config": {"deny": ["b"]}}]))),
+        refusal(&with_plugins(
+            json!([{"name": "acl", "config": {"allow": ["a"]}}, {"name": "acl", "config": {"deny": ["b"]}}])
+        )),
         "plugins[1]: duplicate plugin 'acl' (also at plugins[0])"
     );
     assert_eq!(
@@ -168,7 +207,10 @@ fn plugin_entries() {
         ]))),
         "plugins[1]: duplicate plugin 'request-termination' (also at plugins[0])"
     );
-    assert_eq!(refusal(&with_plugins(json!([{"name": "key-auth", "enabled": "no"}]))), "plugins[0].enabled: expected a boolean");
+    assert_eq!(
+        refusal(&with_plugins(json!([{"name": "key-auth", "enabled": "no"}]))),
+        "plugins[0].enabled: expected a boolean"
+    );
     assert_eq!(refusal(&with_plugins(json!([{"name": "key-auth", "route": "x"}]))), "plugins[0].route: unknown field");
     // a disabled entry is still validated
     assert_eq!(
@@ -187,14 +229,23 @@ fn key_auth_config() {
         refusal(&with_plugins(json!([{"name": "key-auth", "config": {"key_names": [""]}}]))),
         "plugins[0].config.key_names[0]: bad header name '', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
     );
-    assert_eq!(refusal(&with_plugins(json!([{"name": "key-auth", "config": {"key_names": "apikey"}}]))), "plugins[0].config.key_names: expected an array");
-    assert_eq!(refusal(&with_plugins(json!([{"name": "basic-auth", "config": {"realm": 5}}]))), "plugins[0].config.realm: expected a string");
+    assert_eq!(
+        refusal(&with_plugins(json!([{"name": "key-auth", "config": {"key_names": "apikey"}}]))),
+        "plugins[0].config.key_names: expected an array"
+    );
+    assert_eq!(
+        refusal(&with_plugins(json!([{"name": "basic-auth", "config": {"realm": 5}}]))),
+        "plugins[0].config.realm: expected a string"
+    );
 }
 
 #[test]
 fn acl_config() {
     let fields = "'config.allow', 'config.deny'";
-    assert_eq!(refusal(&with_plugins(json!([{"name": "acl"}]))), format!("plugins[0].config: at least one of these fields must be non-empty: {fields}"));
+    assert_eq!(
+        refusal(&with_plugins(json!([{"name": "acl"}]))),
+        format!("plugins[0].config: at least one of these fields must be non-empty: {fields}")
+    );
     assert_eq!(
         refusal(&with_plugins(json!([{"name": "acl", "config": {"allow": []}}]))),
         format!("plugins[0].config: at least one of these fields must be non-empty: {fields}")
@@ -208,12 +259,24 @@ fn acl_config() {
 #[test]
 fn request_termination_config() {
     let rt = |config: Value| with_plugins(json!([{"name": "request-termination", "config": config}]));
-    assert_eq!(refusal(&rt(json!({"status_code": 600}))), "plugins[0].config.status_code: value should be between 100 and 599");
-    assert_eq!(refusal(&rt(json!({"status_code": 99}))), "plugins[0].config.status_code: value should be between 100 and 599");
+    assert_eq!(
+        refusal(&rt(json!({"status_code": 600}))),
+        "plugins[0].config.status_code: value should be between 100 and 599"
+    );
+    assert_eq!(
+        refusal(&rt(json!({"status_code": 99}))),
+        "plugins[0].config.status_code: value should be between 100 and 599"
+    );
     assert_eq!(refusal(&rt(json!({"status_code": "401"}))), "plugins[0].config.status_code: expected an integer");
     assert_eq!(refusal(&rt(json!({"status_code": 401.5}))), "plugins[0].config.status_code: expected an integer");
-    assert_eq!(refusal(&rt(json!({"message": "m", "body": "b"}))), "plugins[0].config: message cannot be used with content_type or body");
-    assert_eq!(refusal(&rt(json!({"message": "m", "content_type": "text/plain"}))), "plugins[0].config: message cannot be used with content_type or body");
+    assert_eq!(
+        refusal(&rt(json!({"message": "m", "body": "b"}))),
+        "plugins[0].config: message cannot be used with content_type or body"
+    );
+    assert_eq!(
+        refusal(&rt(json!({"message": "m", "content_type": "text/plain"}))),
+        "plugins[0].config: message cannot be used with content_type or body"
+    );
     assert_eq!(refusal(&rt(json!({"content_type": "text/plain"}))), "plugins[0].config: content_type requires a body");
     assert_eq!(
         refusal(&rt(json!({"trigger": "x y"}))),
@@ -227,6 +290,9 @@ fn a_refused_configuration_serves_nothing_and_a_good_one_loads() {
     let mut h = host();
     assert!(h.configure("{").is_err());
     let ok = h.configure(&doc(json!([{"name": "key-auth"}]))).unwrap();
-    assert!(h.logs().iter().any(|l| l.message.starts_with("consumer-auth: configuration loaded: 5 consumers, 1 plugins")));
+    assert!(h
+        .logs()
+        .iter()
+        .any(|l| l.message.starts_with("consumer-auth: configuration loaded: 5 consumers, 1 plugins")));
     assert_eq!(checked(h.send(&[ok], Request::get("/"))).status(), 401);
 }

@@ -111,7 +111,8 @@ fn lookup_matrix() {
                         .into_iter()
                         .find(|(on, v)| *on && *v != V::Absent)
                         .map(|(_, v)| v);
-                    let what = format!("enabled={in_header}/{in_query}/{in_body} header={hv:?} query={qv:?} body={bv:?}");
+                    let what =
+                        format!("enabled={in_header}/{in_query}/{in_body} header={hv:?} query={qv:?} body={bv:?}");
                     match decisive {
                         Some(V::Right) => {
                             assert_eq!(ex.status(), 200, "{what}: {}", ex.body_str());
@@ -197,7 +198,8 @@ fn empty_or_shapeless_keys_are_no_key() {
 #[test]
 fn keys_in_every_body_type() {
     let plugins = key_auth(json!({"key_in_body": true}));
-    let multipart = "--BOUNDARY\r\nContent-Disposition: form-data; name=\"apikey\"\r\n\r\nalice-key\r\n--BOUNDARY--\r\n";
+    let multipart =
+        "--BOUNDARY\r\nContent-Disposition: form-data; name=\"apikey\"\r\n\r\nalice-key\r\n--BOUNDARY--\r\n";
     let cases = vec![
         ("application/x-www-form-urlencoded", "apikey=alice-key".to_string()),
         ("application/json", r#"{"apikey":"alice-key"}"#.to_string()),
@@ -235,7 +237,10 @@ fn oversized_bodies_get_413_not_a_trap() {
     let plugins = key_auth(json!({"key_in_body": true}));
     let big = vec![b'a'; consumer_auth::MAX_BODY_BYTES + 1];
     let chunks: Vec<Vec<u8>> = big.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
-    let ex = send(plugins.clone(), Request::post("/").header("content-type", "application/x-www-form-urlencoded").body_chunks(chunks));
+    let ex = send(
+        plugins.clone(),
+        Request::post("/").header("content-type", "application/x-www-form-urlencoded").body_chunks(chunks),
+    );
     assert_refused(&ex, 413, "Payload too large");
     // a declared Content-Length over the bound is refused before buffering
     let ex = send(
@@ -329,7 +334,8 @@ fn hide_credentials_body_for_each_body_type() {
         ("multipart/form-data; boundary=B", multipart.to_string(), multipart_out.to_string()),
     ];
     for (ct, body, expected) in cases {
-        let req = Request::post("/").header("content-type", ct).header("content-length", &body.len().to_string()).body(body);
+        let req =
+            Request::post("/").header("content-type", ct).header("content-length", &body.len().to_string()).body(body);
         let ex = send(plugins.clone(), req);
         assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
         let up = ex.upstream.as_ref().unwrap();
@@ -348,6 +354,9 @@ fn hide_credentials_body_for_each_body_type() {
 
 #[test]
 fn http2_bodies_without_framing_headers_are_read() {
-    let req = Request::post("/").protocol("HTTP/2").header("content-type", "application/json").body(r#"{"apikey":"alice-key"}"#);
+    let req = Request::post("/")
+        .protocol("HTTP/2")
+        .header("content-type", "application/json")
+        .body(r#"{"apikey":"alice-key"}"#);
     assert_upstream_as(&send(key_auth(json!({"key_in_body": true})), req), "alice", Some(ALICE_KEY_ID));
 }

@@ -37,7 +37,9 @@ fn binary_and_odd_header_values() {
 #[test]
 fn bad_base64_and_broken_basic_values_are_401_in_and_mode() {
     let (mut h, f) = one(&doc(json!([{"name": "basic-auth"}])));
-    for value in ["Basic ====", "Basic YWxpY2U", "Basic YWxp Y2U6cHc=", "Basic\tYWxpY2U6cHc", "Digest abc", "Basic Og=="] {
+    for value in
+        ["Basic ====", "Basic YWxpY2U", "Basic YWxp Y2U6cHc=", "Basic\tYWxpY2U6cHc", "Digest abc", "Basic Og=="]
+    {
         let ex = checked(h.send(&[f], Request::get("/").header("authorization", value)));
         assert_refused(&ex, 401, "Unauthorized");
     }
@@ -45,7 +47,8 @@ fn bad_base64_and_broken_basic_values_are_401_in_and_mode() {
 
 #[test]
 fn huge_and_repeated_headers() {
-    let (mut h, f) = one(&doc(json!([{"name": "key-auth"}, {"name": "basic-auth", "config": {"anonymous": "anonymous_users"}}])));
+    let (mut h, f) =
+        one(&doc(json!([{"name": "key-auth"}, {"name": "basic-auth", "config": {"anonymous": "anonymous_users"}}])));
     let huge = "k".repeat(1 << 20);
     let ex = checked(h.send(&[f], Request::get("/").header("apikey", &huge)));
     assert_refused(&ex, 401, "Unauthorized");
@@ -66,7 +69,8 @@ fn huge_and_repeated_headers() {
 
 #[test]
 fn malformed_bodies() {
-    let (mut h, f) = one(&doc(json!([{"name": "key-auth", "config": {"key_in_body": true, "hide_credentials": true}}])));
+    let (mut h, f) =
+        one(&doc(json!([{"name": "key-auth", "config": {"key_in_body": true, "hide_credentials": true}}])));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("application/json", b"{\"apikey\": \"alice-key\"".to_vec()),
         ("application/json", b"[\"alice-key\"]".to_vec()),
@@ -83,14 +87,19 @@ fn malformed_bodies() {
         assert_eq!(ex.status(), 401, "{ct}");
     }
     // a form value that is not UTF-8 is just an unknown key
-    let ex = checked(h.send(&[f], Request::post("/").header("content-type", "application/x-www-form-urlencoded").body(b"apikey=%ff".to_vec())));
+    let ex = checked(h.send(
+        &[f],
+        Request::post("/").header("content-type", "application/x-www-form-urlencoded").body(b"apikey=%ff".to_vec()),
+    ));
     assert_refused(&ex, 401, "Unauthorized");
 }
 
 #[test]
 fn odd_paths_and_methods() {
     let (mut h, f) = one(&doc(json!([{"name": "key-auth", "config": {"hide_credentials": true}}])));
-    for path in ["/?", "/??apikey=alice-key", "/?&&apikey=alice-key&&", "/%zz?apikey=alice-key%", "*", "/?=x&apikey=alice-key"] {
+    for path in
+        ["/?", "/??apikey=alice-key", "/?&&apikey=alice-key&&", "/%zz?apikey=alice-key%", "*", "/?=x&apikey=alice-key"]
+    {
         let ex = checked(h.send(&[f], Request::get(path)));
         assert!(matches!(ex.status(), 200 | 401), "{path}: {}", ex.status());
     }

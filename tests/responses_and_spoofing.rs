@@ -90,14 +90,18 @@ fn spoofed_headers_on_the_authenticated_path() {
 
 #[test]
 fn spoofed_headers_on_the_anonymous_path() {
-    let ex = send(json!([{"name": "key-auth", "config": {"anonymous": "anonymous_users"}}]), spoofed(Request::get("/")));
+    let ex =
+        send(json!([{"name": "key-auth", "config": {"anonymous": "anonymous_users"}}]), spoofed(Request::get("/")));
     assert_upstream_as(&ex, "anonymous_users", None);
     assert_no_forged_value(&ex);
 }
 
 #[test]
 fn spoofed_headers_on_the_preflight_bypass() {
-    let ex = send(json!([{"name": "key-auth", "config": {"run_on_preflight": false}}]), spoofed(Request::new("OPTIONS", "/")));
+    let ex = send(
+        json!([{"name": "key-auth", "config": {"run_on_preflight": false}}]),
+        spoofed(Request::new("OPTIONS", "/")),
+    );
     assert_eq!(ex.status(), 200);
     assert_eq!(identity(&ex), [None, None, None, None, None, None]);
     assert_no_forged_value(&ex);
@@ -105,7 +109,8 @@ fn spoofed_headers_on_the_preflight_bypass() {
 
 #[test]
 fn spoofed_groups_with_hidden_groups_header() {
-    let plugins = json!([{"name": "key-auth"}, {"name": "acl", "config": {"allow": ["admins"], "hide_groups_header": true}}]);
+    let plugins =
+        json!([{"name": "key-auth"}, {"name": "acl", "config": {"allow": ["admins"], "hide_groups_header": true}}]);
     let ex = send(plugins, spoofed(Request::get("/").header("apikey", "alice-key")));
     assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
     assert_eq!(ex.upstream_header("x-consumer-groups"), None);
@@ -123,7 +128,8 @@ fn spoofed_headers_with_no_plugins() {
 fn spoofed_headers_in_a_chain_of_instances() {
     let mut h = host();
     let first = h.configure(&doc(json!([{"name": "key-auth", "config": {"anonymous": "anonymous_users"}}]))).unwrap();
-    let second = h.configure(&doc(json!([{"name": "basic-auth", "config": {"anonymous": "anonymous_users"}}]))).unwrap();
+    let second =
+        h.configure(&doc(json!([{"name": "basic-auth", "config": {"anonymous": "anonymous_users"}}]))).unwrap();
     let ex = checked(h.send(&[first, second], spoofed(Request::get("/"))));
     assert_upstream_as(&ex, "anonymous_users", None);
     assert_no_forged_value(&ex);
