@@ -552,7 +552,7 @@ fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex) -> Result<(Vec<Slot
         }
         let scope = match &entry.consumer {
             None => None,
-            Some(_) if support == Support::Auth => {
+            Some(_) if !plugins::scopable(&entry.name) => {
                 return Err(ConfigError::new(format!("{at}.consumer"), ErrorKind::NotScopable(entry.name.clone())));
             }
             Some(reference) => Some(consumers.by_reference(reference).map(|c| c.id.clone()).ok_or_else(|| {

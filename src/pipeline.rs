@@ -187,3 +187,74 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::request::Header;
+
+    struct FakeHost;
+    impl Host for FakeHost {
+        fn now_unix_seconds(&mut self) -> u64 {
+            1_767_225_600
+        }
+        fn log(&mut self, _: LogLevel, _: &str) {}
+    }
+
+    fn config(json: &str) -> Config {
+        Config::parse(json.as_bytes()).unwrap()
+    }
+
+    const DOC: &str = r#"{"consumers":[{"username":"alice","keyauth_credentials":[{"key":"k"}]},{"username":"anon"}],
+        "plugins":[{"name":"key-auth","config":{"anonymous":"anon","key_in_body":true}}]}"#;
+
+    #[test]
+    fn a_vanished_anonymous_consumer_is_a_500() {
+        // Possible once consumers come from a store that changed under the configuration.
+        let mut c = config(DOC);
+        c.consumers = ConsumerIndex::default();
+        let headers: Vec<Header> = vec![];
+        let req = Request::new("GET", "/", &headers, Body::Empty);
+        match run(&c, &req, None, &mut FakeHost) {
+            Outcome::Reject(r) => {
+                assert_eq!(r.status, 500);
+                assert_eq!(r.message(), "anonymous consumer anon is configured but doesn't exist");
+                assert_eq!(r.plugin, "key-auth");
+                assert_eq!(r.challenge, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pending_body_is_asked_for_only_when_the_lookup_reaches_it() {
+        let c = config(DOC);
+        let with_key: Vec<Header> = vec![("apikey".into(), b"k".to_vec())];
+        let req = Request::new("POST", "/", &with_key, Body::Pending);
+        assert!(matches!(run(&c, &req, None, &mut FakeHost), Outcome::Forward(_)));
+        let none: Vec<Header> = vec![("content-type".into(), b"application/x-www-form-urlencoded".to_vec())];
+        let req = Request::new("POST", "/", &none, Body::Pending);
+        assert!(matches!(run(&c, &req, None, &mut FakeHost), Outcome::NeedBody));
+        let req = Request::new("POST", "/", &none, Body::Complete(b"apikey=k"));
+        match run(&c, &req, None, &mut FakeHost) {
+            Outcome::Forward(f) => assert!(f.header_ops.contains(&HeaderOp::Set(identity::CONSUMER_USERNAME, "alice".into()))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_handoff_is_published_only_when_it_changes() {
+        let c = config(DOC);
+        let headers: Vec<Header> = vec![("apikey".into(), b"k".to_vec())];
+        let req = Request::new("GET", "/", &headers, Body::Empty);
+        let Outcome::Forward(first) = run(&c, &req, None, &mut FakeHost) else { panic!() };
+        let handoff = first.handoff.expect("identity established");
+        let Outcome::Forward(second) = run(&c, &req, Some(&handoff), &mut FakeHost) else { panic!() };
+        assert_eq!(second.handoff, None, "unchanged identity is not written again");
+        // nothing established: nothing published
+        let empty = config(r#"{"plugins":[]}"#);
+        let Outcome::Forward(f) = run(&empty, &req, None, &mut FakeHost) else { panic!() };
+        assert_eq!(f.handoff, None);
+    }
+}

@@ -296,3 +296,15 @@ fn a_refused_configuration_serves_nothing_and_a_good_one_loads() {
         .any(|l| l.message.starts_with("consumer-auth: configuration loaded: 5 consumers, 1 plugins")));
     assert_eq!(checked(h.send(&[ok], Request::get("/"))).status(), 401);
 }
+
+#[test]
+fn only_request_termination_may_be_scoped() {
+    assert_eq!(
+        refusal(&with_plugins(json!([{"name": "acl", "consumer": "alice", "config": {"allow": ["a"]}}]))),
+        "plugins[0].consumer: value must be null ('acl' cannot be scoped to a consumer)"
+    );
+    assert_eq!(
+        refusal(&with_plugins(json!([{"name": "basic-auth", "consumer": "alice"}]))),
+        "plugins[0].consumer: value must be null ('basic-auth' cannot be scoped to a consumer)"
+    );
+}

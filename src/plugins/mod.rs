@@ -26,7 +26,7 @@ pub const KNOWN: &[(&str, u32, Support)] = &[
 pub enum Support {
     /// An authentication plugin: cannot be scoped to a consumer.
     Auth,
-    /// A plugin that may be scoped to a consumer.
+    /// Any other plugin (see [`scopable`] for which may be scoped to a consumer).
     Other,
     /// Kong has it; this filter does not implement it yet.
     Planned,
@@ -90,6 +90,11 @@ impl Configured {
             Configured::Other(p) => p.name(),
         }
     }
+}
+
+/// Only these plugins may be scoped to a consumer (AUTH_SPEC §1; Kong's `no_consumer` elsewhere).
+pub fn scopable(name: &str) -> bool {
+    matches!(name, "request-termination" | "rate-limiting")
 }
 
 pub fn priority(name: &str) -> Option<(u32, Support)> {
