@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::consumers::{self, BasicCredential, Consumer, ConsumerIndex, KeyCredential, PasswordVerifier};
+use crate::consumers::{
+    self, BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, KeyCredential, PasswordVerifier,
+};
 use crate::plugins::{self, Configured, Support};
 
 /// A refused configuration: where, and why.
@@ -52,6 +54,11 @@ pub enum ErrorKind {
         other: String,
     },
     Between(i64, i64),
+    /// A longer period with a smaller limit than a shorter one.
+    Ordering {
+        smaller: &'static str,
+        larger: &'static str,
+    },
     Rule(&'static str),
 }
 
@@ -100,6 +107,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::AnonymousNotFound(c) => write!(f, "anonymous consumer '{c}' not found"),
             ErrorKind::DuplicatePlugin { name, other } => write!(f, "duplicate plugin '{name}' (also at {other})"),
             ErrorKind::Between(lo, hi) => write!(f, "value should be between {lo} and {hi}"),
+            ErrorKind::Ordering { smaller, larger } => {
+                write!(f, "the limit for {larger} cannot be lower than the limit for {smaller}")
+            }
             ErrorKind::Rule(m) => f.write_str(m),
         }
     }
@@ -334,13 +344,33 @@ impl Config {
             serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
         let doc: RawDocument = parse_section(value, "")?;
         let consumers = build_consumers(doc.consumers)?;
-        let (slots, may_need_body) = build_plugins(doc.plugins, &consumers)?;
+        // Names this document's counters in shared data (rate-limiting): the same on every worker.
+        let instance = hex::encode(consumers::sha256(json).get(..8).unwrap_or_default());
+        let (slots, may_need_body) = build_plugins(doc.plugins, &consumers, &instance)?;
         Ok(Config { consumers, slots, may_need_body })
     }
 }
 
+/// Only the canonical hyphenated form (what Kong stores and sends in `X-Consumer-ID`).
 fn check_uuid(id: &str, path: String) -> Result<(), ConfigError> {
-    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ConfigError::new(path, ErrorKind::InvalidUuid))
+    let canonical = id.len() == 36 && uuid::Uuid::try_parse(id).is_ok();
+    if canonical {
+        Ok(())
+    } else {
+        Err(ConfigError::new(path, ErrorKind::InvalidUuid))
+    }
+}
+
+/// A `realm` goes into a quoted `WWW-Authenticate` parameter: no quote, backslash or control
+/// character may break the header.
+pub fn check_realm(realm: &Option<String>, path: &str) -> Result<(), ConfigError> {
+    match realm {
+        Some(r) if r.chars().any(|c| c == '"' || c == '\\' || c.is_control()) => Err(ConfigError::new(
+            join_path(path, "realm"),
+            ErrorKind::Rule("must not contain '\"', '\\' or control characters"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Unique values of one kind, remembering who used each first.
@@ -488,6 +518,11 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
                 check_uuid(hid, format!("{hat}.id"))?;
             }
             hmac_users.claim(h.username.clone(), &h.username, owner.clone(), format!("{hat}.username"))?;
+            index.insert_hmac(HmacCredential::new(
+                h.username.clone(),
+                Rc::clone(&consumer),
+                h.secret.as_bytes().to_vec(),
+            ));
         }
 
         for (ji, j) in c.jwt_secrets.iter().enumerate() {
@@ -510,8 +545,26 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
                     ));
                 }
             }
-            let _ = (&j.secret, &j.rsa_public_key);
             jwt_keys.claim(j.key.clone(), &j.key, owner.clone(), format!("{jat}.key"))?;
+            let algorithm =
+                plugins::jwt::Algorithm::parse(j.algorithm.as_deref().unwrap_or("HS256")).unwrap_or_default();
+            let verifier =
+                plugins::jwt::VerifyingKey::parse(algorithm, j.secret.as_deref(), j.rsa_public_key.as_deref())
+                    .map_err(|e| match e {
+                        plugins::jwt::KeyError::SecretMissing => {
+                            ConfigError::new(format!("{jat}.secret"), ErrorKind::RequiredFieldMissing)
+                        }
+                        plugins::jwt::KeyError::SecretEmpty => {
+                            ConfigError::new(format!("{jat}.secret"), ErrorKind::Empty)
+                        }
+                        plugins::jwt::KeyError::PublicKeyMissing => {
+                            ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::RequiredFieldMissing)
+                        }
+                        plugins::jwt::KeyError::Invalid(why) => {
+                            ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::Rule(why))
+                        }
+                    })?;
+            index.insert_jwt(JwtCredential { key: j.key.clone(), consumer: Rc::clone(&consumer), algorithm, verifier });
         }
     }
     Ok(index)
@@ -535,7 +588,7 @@ fn parse_password_hash(s: &str, consumer_id: &str) -> Option<PasswordVerifier> {
     Some(PasswordVerifier::KongSha1 { digest, salt: consumer_id.to_string() })
 }
 
-fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex) -> Result<(Vec<Slot>, bool), ConfigError> {
+fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex, instance: &str) -> Result<(Vec<Slot>, bool), ConfigError> {
     let ctx = BuildContext { consumers };
     let mut slots: Vec<Slot> = Vec::new();
     // (name, scope) -> path of the first entry, for duplicate detection.
@@ -577,7 +630,18 @@ fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex) -> Result<(Vec<Slot
                 Configured::Auth(Box::new(plugins::basic_auth::BasicAuth::build(config, &config_at, &ctx)?)),
                 false,
             ),
+            "hmac-auth" => {
+                let p = plugins::hmac_auth::HmacAuth::build(config, &config_at, &ctx)?;
+                let needs_body = p.needs_body();
+                ("hmac-auth", Configured::Auth(Box::new(p)), needs_body)
+            }
+            "jwt" => ("jwt", Configured::Auth(Box::new(plugins::jwt::Jwt::build(config, &config_at, &ctx)?)), false),
             "acl" => ("acl", Configured::Other(Box::new(plugins::acl::Acl::build(config, &config_at)?)), false),
+            "rate-limiting" => {
+                let scope = format!("{instance}:{pi}");
+                let p = plugins::rate_limiting::RateLimiting::build(config, &config_at, scope)?;
+                ("rate-limiting", Configured::Other(Box::new(p)), false)
+            }
             "request-termination" => (
                 "request-termination",
                 Configured::Other(Box::new(plugins::request_termination::RequestTermination::build(

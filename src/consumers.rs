@@ -76,6 +76,41 @@ pub struct BasicCredential {
     pub verifier: PasswordVerifier,
 }
 
+/// An hmac-auth credential, found by its username. The secret is needed in the clear to compute
+/// the HMAC; it is never logged (`Debug` leaves it out).
+pub struct HmacCredential {
+    /// The credential's username: what `X-Credential-Identifier` carries.
+    pub username: String,
+    pub consumer: Rc<Consumer>,
+    secret: Vec<u8>,
+}
+
+impl HmacCredential {
+    pub fn new(username: String, consumer: Rc<Consumer>, secret: Vec<u8>) -> Self {
+        HmacCredential { username, consumer, secret }
+    }
+
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for HmacCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HmacCredential").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// A jwt secret, found by its `key`, with its verifying key parsed once at configure time.
+#[derive(Debug)]
+pub struct JwtCredential {
+    /// The secret's `key`: what `X-Credential-Identifier` carries.
+    pub key: String,
+    pub consumer: Rc<Consumer>,
+    pub algorithm: crate::plugins::jwt::Algorithm,
+    pub verifier: crate::plugins::jwt::VerifyingKey,
+}
+
 /// All consumers of one configuration with their credentials.
 #[derive(Debug, Default)]
 pub struct ConsumerIndex {
@@ -83,6 +118,8 @@ pub struct ConsumerIndex {
     by_username: HashMap<String, Rc<Consumer>>,
     keys: HashMap<[u8; 32], KeyCredential>,
     basic: HashMap<String, BasicCredential>,
+    hmac: HashMap<String, HmacCredential>,
+    jwt: HashMap<String, JwtCredential>,
 }
 
 impl ConsumerIndex {
@@ -100,6 +137,22 @@ impl ConsumerIndex {
 
     pub fn insert_basic(&mut self, credential: BasicCredential) {
         self.basic.insert(credential.username.clone(), credential);
+    }
+
+    pub fn insert_hmac(&mut self, credential: HmacCredential) {
+        self.hmac.insert(credential.username.clone(), credential);
+    }
+
+    pub fn insert_jwt(&mut self, credential: JwtCredential) {
+        self.jwt.insert(credential.key.clone(), credential);
+    }
+
+    pub fn hmac(&self, username: &str) -> Option<&HmacCredential> {
+        self.hmac.get(username)
+    }
+
+    pub fn jwt(&self, key: &str) -> Option<&JwtCredential> {
+        self.jwt.get(key)
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Rc<Consumer>> {

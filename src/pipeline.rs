@@ -27,6 +27,34 @@ pub trait Host {
     /// Unix time in seconds.
     fn now_unix_seconds(&mut self) -> u64;
     fn log(&mut self, level: LogLevel, message: &str);
+    /// The request's HTTP protocol as the host names it (Envoy: `HTTP/1.0`, `HTTP/1.1`,
+    /// `HTTP/2`, `HTTP/3`), if it tells. Asked only when a plugin needs it (hmac-auth's
+    /// `request-line`).
+    fn request_protocol(&mut self) -> Option<String> {
+        None
+    }
+
+    /// Proxy-wide shared data (all workers): the value and its CAS token.
+    fn shared_get(&mut self, _key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {
+        Err(SharedError::Unavailable)
+    }
+
+    /// Write `value` if the key's CAS token is still `cas` (0: unconditionally).
+    fn shared_set(&mut self, _key: &str, _value: &[u8], _cas: u32) -> Result<(), SharedError> {
+        Err(SharedError::Unavailable)
+    }
+
+    /// The client's address (without port), read only when a plugin needs it.
+    fn client_ip(&mut self) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedError {
+    /// Someone else wrote the key since it was read.
+    CasMismatch,
+    Unavailable,
 }
 
 /// Changes to the request that plugins asked for (hide_credentials).
@@ -35,6 +63,7 @@ pub struct Edits {
     remove_headers: Vec<String>,
     path: Option<String>,
     body: Option<Vec<u8>>,
+    response_headers: Vec<(String, String)>,
 }
 
 impl Edits {
@@ -51,6 +80,11 @@ impl Edits {
 
     pub fn set_body(&mut self, body: Vec<u8>) {
         self.body = Some(body);
+    }
+
+    /// A header for the response sent back to the client (rate-limiting's).
+    pub fn add_response_header(&mut self, name: String, value: String) {
+        self.response_headers.push((name, value));
     }
 }
 
@@ -75,12 +109,39 @@ impl<'a> Ctx<'_, 'a> {
         Ok(self.body.get_or_init(|| ParsedBody::parse(self.req.content_type(), raw)))
     }
 
+    /// The raw request body (empty when the request has none); [`Halt::NeedBody`] if it is not
+    /// read yet.
+    pub fn raw_body(&self) -> Result<&'a [u8], Halt> {
+        match self.req.body {
+            Body::Pending => Err(Halt::NeedBody),
+            Body::Empty => Ok(&[]),
+            Body::Complete(b) => Ok(b),
+        }
+    }
+
     pub fn now(&mut self) -> u64 {
         self.host.now_unix_seconds()
     }
 
+    /// The request's HTTP protocol (see [`Host::request_protocol`]), asked of the host lazily.
+    pub fn request_protocol(&mut self) -> Option<String> {
+        self.host.request_protocol()
+    }
+
     pub fn log(&mut self, level: LogLevel, message: &str) {
         self.host.log(level, message);
+    }
+
+    pub fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {
+        self.host.shared_get(key)
+    }
+
+    pub fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedError> {
+        self.host.shared_set(key, value, cas)
+    }
+
+    pub fn client_ip(&mut self) -> Option<String> {
+        self.host.client_ip()
     }
 }
 
@@ -102,6 +163,8 @@ pub struct Forward {
     pub body: Option<Vec<u8>>,
     /// The identity to hand to later instances in the chain, if it changed.
     pub handoff: Option<Vec<u8>>,
+    /// Headers to add to the response (rate-limiting's).
+    pub response_headers: Vec<(String, String)>,
 }
 
 /// Run every plugin of `config` on `req`. `handoff` is what an earlier instance of the filter
@@ -150,7 +213,13 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
     } else {
         Some(ctx.identity.encode()).filter(|encoded| Some(encoded.as_slice()) != handoff)
     };
-    Outcome::Forward(Forward { header_ops, path: ctx.edits.path, body: ctx.edits.body, handoff: handoff_out })
+    Outcome::Forward(Forward {
+        header_ops,
+        path: ctx.edits.path,
+        body: ctx.edits.body,
+        handoff: handoff_out,
+        response_headers: ctx.edits.response_headers,
+    })
 }
 
 /// Kong's auth plugin wrapper: preflight, OR skip, authenticate, anonymous fallback.
@@ -238,7 +307,9 @@ mod tests {
         assert!(matches!(run(&c, &req, None, &mut FakeHost), Outcome::NeedBody));
         let req = Request::new("POST", "/", &none, Body::Complete(b"apikey=k"));
         match run(&c, &req, None, &mut FakeHost) {
-            Outcome::Forward(f) => assert!(f.header_ops.contains(&HeaderOp::Set(identity::CONSUMER_USERNAME, "alice".into()))),
+            Outcome::Forward(f) => {
+                assert!(f.header_ops.contains(&HeaderOp::Set(identity::CONSUMER_USERNAME, "alice".into())))
+            }
             other => panic!("{other:?}"),
         }
     }

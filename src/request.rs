@@ -93,6 +93,12 @@ impl<'a> Request<'a> {
         lookup_args(self.args(), name)
     }
 
+    /// Every occurrence of the query argument `name`, in order: `Some(value)` (percent-decoded),
+    /// or `None` for a bare flag (`?name`).
+    pub fn query_values(&self, name: &str) -> Vec<Option<&[u8]>> {
+        self.args().iter().filter(|a| a.key.as_ref() == name.as_bytes()).map(|a| a.value.as_deref()).collect()
+    }
+
     pub fn has_query_arg(&self, name: &str) -> bool {
         self.args().iter().any(|a| a.key.as_ref() == name.as_bytes())
     }

@@ -14,6 +14,7 @@ pub enum Reason {
     Terminated,
     BodyTooLarge,
     InternalError,
+    RateLimited,
 }
 
 impl Reason {
@@ -27,6 +28,7 @@ impl Reason {
             Reason::Terminated => "terminated",
             Reason::BodyTooLarge => "body_too_large",
             Reason::InternalError => "internal_error",
+            Reason::RateLimited => "rate_limited",
         }
     }
 }
@@ -38,6 +40,8 @@ pub enum Body {
     KongError(Cow<'static, str>),
     /// `{"message":"..."}`, no request id (jwt in AND mode, request-termination).
     CompactJson(Cow<'static, str>),
+    /// A JSON object sent as is, no request id: jwt's claim errors, e.g. `{"exp":"token expired"}`.
+    JsonObject(Box<serde_json::Map<String, serde_json::Value>>),
     /// No body at all.
     Empty,
     /// A body sent verbatim, with its content type if one is configured.
@@ -54,11 +58,20 @@ pub struct Rejection {
     pub reason: Reason,
     /// The plugin that refused (set by the pipeline).
     pub plugin: &'static str,
+    /// Extra response headers (rate-limiting's).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Rejection {
     pub fn kong(status: u16, message: impl Into<Cow<'static, str>>, reason: Reason) -> Self {
-        Rejection { status, body: Body::KongError(message.into()), challenge: None, reason, plugin: "" }
+        Rejection {
+            status,
+            body: Body::KongError(message.into()),
+            challenge: None,
+            reason,
+            plugin: "",
+            headers: Vec::new(),
+        }
     }
 
     pub fn with_challenge(mut self, challenge: &str) -> Self {
@@ -70,7 +83,7 @@ impl Rejection {
     pub fn message(&self) -> &str {
         match &self.body {
             Body::KongError(m) | Body::CompactJson(m) => m,
-            Body::Empty | Body::Verbatim { .. } => "",
+            Body::JsonObject(_) | Body::Empty | Body::Verbatim { .. } => "",
         }
     }
 }
@@ -158,6 +171,10 @@ pub fn render(rejection: &Rejection, accept: Option<&[u8]>, request_id: Option<&
             headers.push(("content-type".to_string(), ErrorFormat::Json.content_type().to_string()));
             format!("{{\"message\":{}}}", json_string(message)).into_bytes()
         }
+        Body::JsonObject(object) => {
+            headers.push(("content-type".to_string(), ErrorFormat::Json.content_type().to_string()));
+            serde_json::to_vec(object).unwrap_or_else(|_| b"{}".to_vec())
+        }
         Body::Empty => Vec::new(),
         Body::Verbatim { content_type, body } => {
             if let Some(ct) = content_type {
@@ -166,6 +183,7 @@ pub fn render(rejection: &Rejection, accept: Option<&[u8]>, request_id: Option<&
             body.clone().into_bytes()
         }
     };
+    headers.extend(rejection.headers.iter().cloned());
     if let Some(challenge) = &rejection.challenge {
         headers.push(("www-authenticate".to_string(), challenge.clone()));
     }

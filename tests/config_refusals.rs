@@ -174,10 +174,6 @@ fn hmac_and_jwt_credentials() {
 fn plugin_entries() {
     assert_eq!(refusal(&with_plugins(json!([{"name": "key-authz"}]))), "plugins[0].name: unknown plugin 'key-authz'");
     assert_eq!(
-        refusal(&with_plugins(json!([{"name": "jwt"}]))),
-        "plugins[0].name: plugin 'jwt' is not supported by this version of consumer-auth"
-    );
-    assert_eq!(
         refusal(&with_plugins(json!([{"name": "key-auth", "consumer": "alice"}]))),
         "plugins[0].consumer: value must be null ('key-auth' cannot be scoped to a consumer)"
     );
@@ -307,4 +303,21 @@ fn only_request_termination_may_be_scoped() {
         refusal(&with_plugins(json!([{"name": "basic-auth", "consumer": "alice"}]))),
         "plugins[0].consumer: value must be null ('basic-auth' cannot be scoped to a consumer)"
     );
+}
+
+#[test]
+fn ids_must_be_canonical_uuids_and_realms_header_safe() {
+    for id in ["{0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77}", "0d4e8c5a6b3f4f7e9d513f0c8a1e2b77", "urn:uuid:0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77"] {
+        assert_eq!(refusal(&with_consumers(json!([{"username": "a", "id": id}]))), "consumers[0].id: expected a valid UUID");
+    }
+    for realm in ["a\"b", "a\r\nX-Injected: 1", "back\\slash"] {
+        assert_eq!(
+            refusal(&with_plugins(json!([{"name": "key-auth", "config": {"realm": realm}}]))),
+            "plugins[0].config.realm: must not contain '\"', '\\' or control characters"
+        );
+        assert_eq!(
+            refusal(&with_plugins(json!([{"name": "basic-auth", "config": {"realm": realm}}]))),
+            "plugins[0].config.realm: must not contain '\"', '\\' or control characters"
+        );
+    }
 }

@@ -56,16 +56,20 @@ impl Drop for EchoServer {
 /// One connection, keep-alive: request after request until the peer closes.
 fn serve(stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = stream.set_nodelay(true);
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
     while let Some((request, keep_alive)) = read_request(&mut reader) {
         let body = serde_json::to_vec(&request).unwrap_or_default();
-        let head = format!(
+        let mut response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-echo: 1\r\ncontent-length: {}\r\n{}\r\n",
             body.len(),
             if keep_alive { "" } else { "connection: close\r\n" }
-        );
-        if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(&body)).is_err() || !keep_alive {
+        )
+        .into_bytes();
+        response.extend_from_slice(&body);
+        // One write: no Nagle / delayed-ACK stall between head and body.
+        if writer.write_all(&response).is_err() || !keep_alive {
             break;
         }
     }

@@ -82,13 +82,30 @@ impl Request {
     }
 
     pub fn try_send(&self, port: u16) -> std::io::Result<Response> {
+        self.try_send_within(port, Duration::from_secs(15))
+    }
+
+    /// Send and read the response, giving up (an error) after `timeout` without progress.
+    pub fn try_send_within(&self, port: u16, timeout: Duration) -> std::io::Result<Response> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(15)))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
         stream.write_all(&self.to_bytes())?;
+        // Read until the response is complete; do not wait for the server to close (Envoy
+        // delays closing after a local reply).
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
-        Response::parse(&raw)
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(response) = Response::parse_complete(&raw, self.method == "HEAD") {
+                return Ok(response);
+            }
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Response::parse(&raw);
+            }
+            raw.extend_from_slice(&chunk[..n]);
+        }
     }
 
     /// The same request as a curl command line (for people to replay).
@@ -151,6 +168,34 @@ impl Response {
         Ok(Response { status, headers, body })
     }
 
+    /// The response, if `raw` holds all of it (framed by Content-Length or chunked encoding).
+    fn parse_complete(raw: &[u8], head_only: bool) -> Option<Response> {
+        let end = find(raw, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&raw[..end]).ok()?.to_ascii_lowercase();
+        let rest = &raw[end + 4..];
+        let complete = if head_only
+            || head.starts_with("http/1.1 1")
+            || head.starts_with("http/1.1 204")
+            || head.starts_with("http/1.1 304")
+        {
+            true
+        } else if head.contains("\r\ntransfer-encoding: chunked") {
+            decode_chunked(rest).is_some()
+        } else if let Some(len) = head.split("\r\n").find_map(|l| l.strip_prefix("content-length:")) {
+            len.trim().parse::<usize>().is_ok_and(|len| rest.len() >= len)
+        } else {
+            false
+        };
+        if !complete {
+            return None;
+        }
+        let mut response = Response::parse(raw).ok()?;
+        if head_only {
+            response.body.clear();
+        }
+        Some(response)
+    }
+
     /// First value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
@@ -177,7 +222,8 @@ impl Response {
 
     /// What the echo upstream received; panics (with the response) if the request never got there.
     pub fn expect_upstream(&self) -> Upstream {
-        self.upstream().unwrap_or_else(|| panic!("the request did not reach the upstream: {} {:?}", self.status, self.text()))
+        self.upstream()
+            .unwrap_or_else(|| panic!("the request did not reach the upstream: {} {:?}", self.status, self.text()))
     }
 }
 

@@ -34,11 +34,8 @@ pub fn envoy_bin() -> PathBuf {
     }
     let lib = workspace_root().join(".venv/lib");
     let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
-        let mut candidates: Vec<PathBuf> = dirs
-            .flatten()
-            .map(|d| d.path().join("site-packages/envoy/_bin/envoy"))
-            .filter(|p| p.is_file())
-            .collect();
+        let mut candidates: Vec<PathBuf> =
+            dirs.flatten().map(|d| d.path().join("site-packages/envoy/_bin/envoy")).filter(|p| p.is_file()).collect();
         candidates.sort();
         candidates.pop()
     });

@@ -13,7 +13,10 @@ pub struct HostError(pub u32);
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
 
+const CAS_MISMATCH: u32 = 8;
+
 pub const MAP_REQUEST_HEADERS: u32 = 0;
+pub const MAP_RESPONSE_HEADERS: u32 = 2;
 pub const BUFFER_REQUEST_BODY: u32 = 0;
 pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 
@@ -52,6 +55,27 @@ extern "C" {
         return_size: *mut usize,
     ) -> u32;
     fn proxy_set_buffer_bytes(buffer_type: u32, start: usize, size: usize, data: *const u8, data_size: usize) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(
         status_code: u32,
@@ -126,6 +150,34 @@ pub fn replace_request_header(name: &str, value: &[u8]) -> Result<(), HostError>
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     // SAFETY: pointer and length of a live str.
     check(unsafe { proxy_remove_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len()) })
+}
+
+pub fn add_response_header(name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths of live slices.
+    check(unsafe {
+        proxy_add_header_map_value(MAP_RESPONSE_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    })
+}
+
+/// A shared-data value and its CAS token; `None` when the key does not exist.
+pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+    let (mut data, mut size, mut cas) = (null_mut(), 0usize, 0u32);
+    // SAFETY: pointer and length of a live str, valid out-pointers.
+    match unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) } {
+        OK => Ok(Some((take(data, size), cas))),
+        NOT_FOUND => Ok(None),
+        other => Err(HostError(other)),
+    }
+}
+
+/// `Err(HostError(8))` (CAS mismatch) when the key changed since `cas` was read.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths of live slices.
+    check(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+pub fn is_cas_mismatch(e: HostError) -> bool {
+    e.0 == CAS_MISMATCH
 }
 
 /// Path segments are joined with NUL, as the ABI wants.

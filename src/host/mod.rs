@@ -11,7 +11,7 @@ use proxy_wasm::types::{Action, ContextType};
 
 use crate::config::Config;
 use crate::identity::{HeaderOp, HANDOFF_PROPERTY};
-use crate::pipeline::{self, Forward, LogLevel, Outcome};
+use crate::pipeline::{self, Forward, LogLevel, Outcome, SharedError};
 use crate::request::{Body, Header, Request};
 use crate::response::{self, Reason, Rejection};
 use crate::MAX_BODY_BYTES;
@@ -46,6 +46,41 @@ impl pipeline::Host for ProxyHost {
 
     fn log(&mut self, level: LogLevel, message: &str) {
         log(level, message);
+    }
+
+    fn request_protocol(&mut self) -> Option<String> {
+        abi::get_property(&["request", "protocol"]).ok().flatten().map(|p| String::from_utf8_lossy(&p).into_owned())
+    }
+
+    fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {
+        abi::get_shared_data(key).map_err(|_| SharedError::Unavailable)
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedError> {
+        abi::set_shared_data(key, value, cas).map_err(|e| {
+            if abi::is_cas_mismatch(e) {
+                SharedError::CasMismatch
+            } else {
+                SharedError::Unavailable
+            }
+        })
+    }
+
+    fn client_ip(&mut self) -> Option<String> {
+        let address = abi::get_property(&["source", "address"]).ok().flatten()?;
+        let address = String::from_utf8_lossy(&address).into_owned();
+        Some(strip_port(&address).to_string())
+    }
+}
+
+/// `1.2.3.4:5678` -> `1.2.3.4`; `[::1]:5678` -> `::1`; an address without a port is kept.
+fn strip_port(address: &str) -> &str {
+    if let Some(rest) = address.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(ip, _)| ip);
+    }
+    match address.rsplit_once(':') {
+        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => ip,
+        _ => address,
     }
 }
 
@@ -94,6 +129,7 @@ impl RootContext for FilterRoot {
             headers: Vec::new(),
             handoff: None,
             awaiting_body: false,
+            response_headers: Vec::new(),
         }))
     }
 
@@ -107,6 +143,8 @@ struct FilterRequest {
     headers: Vec<Header>,
     handoff: Option<Vec<u8>>,
     awaiting_body: bool,
+    /// Headers for the upstream's response (rate-limiting's).
+    response_headers: Vec<(String, String)>,
 }
 
 impl Context for FilterRequest {}
@@ -145,6 +183,15 @@ impl HttpContext for FilterRequest {
             Err(_) => return self.fail_closed("cannot read the request body"),
         };
         self.decide(&config, Body::Complete(&body))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for (name, value) in std::mem::take(&mut self.response_headers) {
+            if abi::add_response_header(&name, value.as_bytes()).is_err() {
+                log(LogLevel::Warn, "consumer-auth: could not add a response header");
+            }
+        }
+        Action::Continue
     }
 }
 
@@ -205,7 +252,8 @@ impl FilterRequest {
         }
     }
 
-    fn apply(&self, forward: Forward, body: Body<'_>) -> Result<(), &'static str> {
+    fn apply(&mut self, forward: Forward, body: Body<'_>) -> Result<(), &'static str> {
+        self.response_headers = forward.response_headers;
         const FAILED: &str = "cannot update the request headers";
         for op in &forward.header_ops {
             match op {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
-use crate::config::{parse_section, BuildContext, ConfigError};
+use crate::config::{check_realm, parse_section, BuildContext, ConfigError};
 use crate::consumers::BasicCredential;
 use crate::pipeline::Ctx;
 use crate::response::{Reason, Rejection};
@@ -41,6 +41,7 @@ impl BasicAuth {
     pub fn build(config: Value, path: &str, ctx: &BuildContext<'_>) -> Result<BasicAuth, ConfigError> {
         let raw: RawBasicAuth = parse_section(config, path)?;
         ctx.check_anonymous(&raw.anonymous, path)?;
+        check_realm(&Some(raw.realm.clone()), path)?;
         Ok(BasicAuth {
             // basic-auth has no preflight bypass.
             settings: AuthSettings { anonymous: raw.anonymous, run_on_preflight: true },

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
-use crate::config::{parse_section, BuildContext, ConfigError, ErrorKind};
+use crate::config::{check_realm, parse_section, BuildContext, ConfigError, ErrorKind};
 use crate::pipeline::Ctx;
 use crate::request::Found;
 use crate::response::{Reason, Rejection};
@@ -62,6 +62,7 @@ impl KeyAuth {
             }
         }
         ctx.check_anonymous(&raw.anonymous, path)?;
+        check_realm(&raw.realm, path)?;
         let key_names = raw
             .key_names
             .into_iter()

@@ -8,17 +8,20 @@ use std::rc::Rc;
 
 pub mod acl;
 pub mod basic_auth;
+pub mod hmac_auth;
+pub mod jwt;
 pub mod key_auth;
+pub mod rate_limiting;
 pub mod request_termination;
 
 /// Plugin names this filter knows, with Kong's priorities (higher runs first).
 pub const KNOWN: &[(&str, u32, Support)] = &[
-    ("jwt", 1450, Support::Planned),
+    ("jwt", 1450, Support::Auth),
     ("key-auth", 1250, Support::Auth),
     ("basic-auth", 1100, Support::Auth),
-    ("hmac-auth", 1030, Support::Planned),
+    ("hmac-auth", 1030, Support::Auth),
     ("acl", 950, Support::Other),
-    ("rate-limiting", 910, Support::Planned),
+    ("rate-limiting", 910, Support::Other),
     ("request-termination", 2, Support::Other),
 ];
 

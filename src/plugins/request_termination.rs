@@ -80,6 +80,7 @@ impl RequestTermination {
                 challenge: None,
                 reason: Reason::Terminated,
                 plugin: "request-termination",
+                headers: Vec::new(),
             },
             trigger: raw.trigger,
         })

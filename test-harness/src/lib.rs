@@ -268,6 +268,14 @@ impl Host {
         self.world().shared_data.get(key.as_bytes()).cloned()
     }
 
+    /// Every shared-data key, sorted (lossy UTF-8).
+    pub fn shared_data_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> =
+            self.world().shared_data.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        keys.sort();
+        keys
+    }
+
     /// Sets shared data from the test (gets a fresh CAS, like a set from the module).
     pub fn set_shared_data(&mut self, key: &str, value: &[u8]) {
         let mut w = self.world();

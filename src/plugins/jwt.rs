@@ -1,0 +1,670 @@
+//! jwt (AUTH_SPEC §8): a signed JSON Web Token in a query argument, a cookie or a header,
+//! checked against the consumer's jwt secret named by a claim (`iss` by default).
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
+use crate::config::{parse_section, BuildContext, ConfigError, ErrorKind};
+use crate::pipeline::Ctx;
+use crate::response::{Body, Reason, Rejection};
+
+// ---------------------------------------------------------------------------------------------
+// Algorithms and keys.
+
+/// The `alg` values this filter verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    #[default]
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 12] = [
+        Algorithm::HS256,
+        Algorithm::HS384,
+        Algorithm::HS512,
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+    }
+}
+
+/// Why a jwt secret's key material was refused at configure time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    SecretMissing,
+    SecretEmpty,
+    PublicKeyMissing,
+    Invalid(&'static str),
+}
+
+/// A jwt secret's key material, parsed once at configure time. `Debug` never shows a secret.
+pub enum VerifyingKey {
+    /// HS*: the secret as written, and its base64 decoding when it is valid base64 (used with
+    /// the plugin's `secret_is_base64`).
+    Hmac {
+        secret: Vec<u8>,
+        decoded: Option<Vec<u8>>,
+    },
+    Rsa(Box<rsa::RsaPublicKey>),
+    P256(Box<p256::ecdsa::VerifyingKey>),
+    P384(Box<p384::ecdsa::VerifyingKey>),
+    Ed25519(Box<ed25519_dalek::VerifyingKey>),
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerifyingKey::Hmac { .. } => "VerifyingKey::Hmac(..)",
+            VerifyingKey::Rsa(_) => "VerifyingKey::Rsa(..)",
+            VerifyingKey::P256(_) => "VerifyingKey::P256(..)",
+            VerifyingKey::P384(_) => "VerifyingKey::P384(..)",
+            VerifyingKey::Ed25519(_) => "VerifyingKey::Ed25519(..)",
+        })
+    }
+}
+
+impl VerifyingKey {
+    /// The key of a jwt secret: `secret` for HS*, the PEM public key in `rsa_public_key` for the
+    /// others (SPKI `PUBLIC KEY`; for RSA also PKCS#1 `RSA PUBLIC KEY`).
+    pub fn parse(algorithm: Algorithm, secret: Option<&str>, pem: Option<&str>) -> Result<VerifyingKey, KeyError> {
+        use ed25519_dalek::pkcs8::DecodePublicKey as _;
+        use rsa::pkcs1::DecodeRsaPublicKey as _;
+        if algorithm.is_hmac() {
+            let secret = secret.ok_or(KeyError::SecretMissing)?;
+            if secret.is_empty() {
+                return Err(KeyError::SecretEmpty);
+            }
+            return Ok(VerifyingKey::Hmac {
+                secret: secret.as_bytes().to_vec(),
+                decoded: kong_base64url_decode(secret.as_bytes()),
+            });
+        }
+        let pem = pem.ok_or(KeyError::PublicKeyMissing)?.trim();
+        match algorithm {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => rsa::RsaPublicKey::from_public_key_pem(pem)
+                .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+                .map(|k| VerifyingKey::Rsa(Box::new(k)))
+                .map_err(|_| KeyError::Invalid("invalid key (expected an RSA public key in PEM, at most 4096 bits)")),
+            Algorithm::ES256 => p256::ecdsa::VerifyingKey::from_public_key_pem(pem)
+                .map(|k| VerifyingKey::P256(Box::new(k)))
+                .map_err(|_| KeyError::Invalid("invalid key (expected a P-256 EC public key in PEM)")),
+            Algorithm::ES384 => p384::ecdsa::VerifyingKey::from_public_key_pem(pem)
+                .map(|k| VerifyingKey::P384(Box::new(k)))
+                .map_err(|_| KeyError::Invalid("invalid key (expected a P-384 EC public key in PEM)")),
+            Algorithm::EdDSA => ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
+                .map(|k| VerifyingKey::Ed25519(Box::new(k)))
+                .map_err(|_| KeyError::Invalid("invalid key (expected an Ed25519 public key in PEM)")),
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Err(KeyError::SecretMissing),
+        }
+    }
+
+    /// Whether `signature` signs `input` (`<header>.<claims>` as sent) with `algorithm`.
+    /// `hmac_key` is the HS secret to use (raw or base64-decoded).
+    fn verify(&self, algorithm: Algorithm, hmac_key: &[u8], input: &[u8], signature: &[u8]) -> bool {
+        use rsa::{Pkcs1v15Sign, Pss};
+        fn hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], input: &[u8], signature: &[u8]) -> bool {
+            match <M as hmac::digest::KeyInit>::new_from_slice(key) {
+                Ok(mut m) => {
+                    m.update(input);
+                    m.verify_slice(signature).is_ok()
+                }
+                Err(_) => false,
+            }
+        }
+        match (self, algorithm) {
+            (VerifyingKey::Hmac { .. }, Algorithm::HS256) => hmac::<Hmac<Sha256>>(hmac_key, input, signature),
+            (VerifyingKey::Hmac { .. }, Algorithm::HS384) => hmac::<Hmac<Sha384>>(hmac_key, input, signature),
+            (VerifyingKey::Hmac { .. }, Algorithm::HS512) => hmac::<Hmac<Sha512>>(hmac_key, input, signature),
+            (VerifyingKey::Rsa(k), Algorithm::RS256) => {
+                k.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(input), signature).is_ok()
+            }
+            (VerifyingKey::Rsa(k), Algorithm::RS384) => {
+                k.verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(input), signature).is_ok()
+            }
+            (VerifyingKey::Rsa(k), Algorithm::RS512) => {
+                k.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(input), signature).is_ok()
+            }
+            (VerifyingKey::Rsa(k), Algorithm::PS256) => {
+                k.verify(Pss::new::<Sha256>(), &Sha256::digest(input), signature).is_ok()
+            }
+            (VerifyingKey::Rsa(k), Algorithm::PS384) => {
+                k.verify(Pss::new::<Sha384>(), &Sha384::digest(input), signature).is_ok()
+            }
+            (VerifyingKey::Rsa(k), Algorithm::PS512) => {
+                k.verify(Pss::new::<Sha512>(), &Sha512::digest(input), signature).is_ok()
+            }
+            (VerifyingKey::P256(k), Algorithm::ES256) => {
+                use p256::ecdsa::signature::Verifier as _;
+                p256::ecdsa::Signature::from_slice(signature).is_ok_and(|sig| k.verify(input, &sig).is_ok())
+            }
+            (VerifyingKey::P384(k), Algorithm::ES384) => {
+                use p384::ecdsa::signature::Verifier as _;
+                p384::ecdsa::Signature::from_slice(signature).is_ok_and(|sig| k.verify(input, &sig).is_ok())
+            }
+            (VerifyingKey::Ed25519(k), Algorithm::EdDSA) => {
+                ed25519_dalek::Signature::from_slice(signature).is_ok_and(|sig| k.verify_strict(input, &sig).is_ok())
+            }
+            // A key never meets another family's algorithm (no algorithm confusion).
+            _ => false,
+        }
+    }
+}
+
+/// Kong's jwt `base64_decode`: pad to a multiple of 4, `-` `_` read as `+` `/`, then nginx's
+/// base64 decoding (either alphabet, padding optional). `None` when it is not base64.
+pub fn kong_base64url_decode(input: &[u8]) -> Option<Vec<u8>> {
+    const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let mapped: Vec<u8> = input
+        .iter()
+        .map(|&b| match b {
+            b'-' => b'+',
+            b'_' => b'/',
+            other => other,
+        })
+        .collect();
+    BASE64.decode(mapped).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plugin.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    #[serde(default = "default_uri_param_names")]
+    uri_param_names: Vec<String>,
+    #[serde(default)]
+    cookie_names: Vec<String>,
+    #[serde(default = "default_header_names")]
+    header_names: Vec<String>,
+    #[serde(default = "default_key_claim_name")]
+    key_claim_name: String,
+    #[serde(default)]
+    secret_is_base64: bool,
+    #[serde(default)]
+    claims_to_verify: Vec<String>,
+    anonymous: Option<String>,
+    #[serde(default = "yes")]
+    run_on_preflight: bool,
+    #[serde(default)]
+    maximum_expiration: f64,
+    realm: Option<String>,
+}
+
+fn default_uri_param_names() -> Vec<String> {
+    vec!["jwt".to_string()]
+}
+
+fn default_header_names() -> Vec<String> {
+    vec!["authorization".to_string()]
+}
+
+fn default_key_claim_name() -> String {
+    "iss".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Exp,
+    Nbf,
+}
+
+pub struct Jwt {
+    settings: AuthSettings,
+    uri_param_names: Vec<String>,
+    cookie_names: Vec<String>,
+    /// Lowercase, `_` read as `-` (Kong's header table does the same).
+    header_names: Vec<String>,
+    key_claim_name: String,
+    secret_is_base64: bool,
+    claims_to_verify: Vec<Claim>,
+    maximum_expiration: f64,
+    challenge: String,
+    challenge_invalid: String,
+}
+
+/// One token found in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token<'a> {
+    Text(Cow<'a, [u8]>),
+    /// A bare query flag (`?jwt`): Kong collects `true`, which is no token it can read.
+    Flag,
+}
+
+impl Jwt {
+    pub fn build(config: Value, path: &str, ctx: &BuildContext<'_>) -> Result<Jwt, ConfigError> {
+        let raw: RawJwt = parse_section(config, path)?;
+        let mut claims_to_verify = Vec::new();
+        for (i, claim) in raw.claims_to_verify.iter().enumerate() {
+            let claim = match claim.as_str() {
+                "exp" => Claim::Exp,
+                "nbf" => Claim::Nbf,
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("{path}.claims_to_verify[{i}]"),
+                        ErrorKind::Rule("expected one of: exp, nbf"),
+                    ))
+                }
+            };
+            // a set, as in Kong's schema
+            if !claims_to_verify.contains(&claim) {
+                claims_to_verify.push(claim);
+            }
+        }
+        if !(0.0..=31_536_000.0).contains(&raw.maximum_expiration) {
+            return Err(ConfigError::new(format!("{path}.maximum_expiration"), ErrorKind::Between(0, 31_536_000)));
+        }
+        if raw.maximum_expiration > 0.0 && !claims_to_verify.contains(&Claim::Exp) {
+            return Err(ConfigError::new(
+                format!("{path}.claims_to_verify"),
+                ErrorKind::Rule("expected to contain: exp"),
+            ));
+        }
+        ctx.check_anonymous(&raw.anonymous, path)?;
+        let challenge = match &raw.realm {
+            Some(realm) => format!("Bearer realm=\"{realm}\""),
+            None => "Bearer".to_string(),
+        };
+        let challenge_invalid = match &raw.realm {
+            Some(_) => format!("{challenge}, error=\"invalid_token\""),
+            None => format!("{challenge} error=\"invalid_token\""),
+        };
+        Ok(Jwt {
+            settings: AuthSettings { anonymous: raw.anonymous, run_on_preflight: raw.run_on_preflight },
+            uri_param_names: raw.uri_param_names,
+            cookie_names: raw.cookie_names,
+            header_names: raw.header_names.iter().map(|h| h.to_ascii_lowercase().replace('_', "-")).collect(),
+            key_claim_name: raw.key_claim_name,
+            secret_is_base64: raw.secret_is_base64,
+            claims_to_verify,
+            maximum_expiration: raw.maximum_expiration,
+            challenge,
+            challenge_invalid,
+        })
+    }
+
+    fn reject(&self, message: impl Into<Cow<'static, str>>, reason: Reason) -> Halt {
+        rejection(Body::CompactJson(message.into()), &self.challenge_invalid, reason)
+    }
+
+    /// Kong's `retrieve_tokens`: query arguments, then cookies, then headers; identical tokens
+    /// count once.
+    fn tokens<'a>(&self, ctx: &Ctx<'_, 'a>) -> Vec<Token<'a>> {
+        let mut tokens: Vec<Token<'a>> = Vec::new();
+        let mut add = |t: Token<'a>| {
+            if !tokens.contains(&t) {
+                tokens.push(t);
+            }
+        };
+        for name in &self.uri_param_names {
+            for value in ctx.req.query_values(name) {
+                match value {
+                    None => add(Token::Flag),
+                    Some([]) => {}
+                    Some(v) => add(Token::Text(Cow::Owned(v.to_vec()))),
+                }
+            }
+        }
+        for name in &self.cookie_names {
+            if let Some(v) = cookie(ctx.req.header_values("cookie"), name.as_bytes()) {
+                if !v.is_empty() {
+                    add(Token::Text(Cow::Borrowed(v)));
+                }
+            }
+        }
+        for name in &self.header_names {
+            if let Some(v) = ctx.req.first_header(name).and_then(bearer_token) {
+                add(Token::Text(Cow::Borrowed(v)));
+            }
+        }
+        tokens
+    }
+}
+
+/// A 401 with a compact JSON body (no request id) and a challenge.
+fn rejection(body: Body, challenge: &str, reason: Reason) -> Halt {
+    let mut r = Rejection::kong(401, "", reason).with_challenge(challenge);
+    r.body = body;
+    Halt::Reject(r)
+}
+
+/// nginx's `$cookie_<name>`: the first cookie of that name (compared case-insensitively) in
+/// any `Cookie` header; the value runs to the next `;`.
+fn cookie<'a>(headers: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> Option<&'a [u8]> {
+    for header in headers {
+        let end = header.len();
+        let mut start = 0;
+        while start < end {
+            let matches = header.get(start..start + name.len()).is_some_and(|n| n.eq_ignore_ascii_case(name));
+            if matches {
+                let mut p = start + name.len();
+                while header.get(p) == Some(&b' ') {
+                    p += 1;
+                }
+                if header.get(p) == Some(&b'=') {
+                    p += 1;
+                    while header.get(p) == Some(&b' ') {
+                        p += 1;
+                    }
+                    let last = header.get(p..)?.iter().position(|&b| b == b';').map_or(end, |i| p + i);
+                    return header.get(p..last);
+                }
+            }
+            // skip to the next cookie
+            while let Some(&b) = header.get(start) {
+                start += 1;
+                if b == b';' || b == b',' {
+                    break;
+                }
+            }
+            while header.get(start) == Some(&b' ') {
+                start += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Kong's `\s*[Bb]earer\s+(.+)` (unanchored, greedy): the token after the first `Bearer` /
+/// `bearer` followed by white space and at least one more character.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    if value.contains(&b'\n') {
+        return None;
+    }
+    let is_space = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+    (0..value.len()).find_map(|i| {
+        let rest = value.get(i..)?;
+        if !(rest.starts_with(b"Bearer") || rest.starts_with(b"bearer")) {
+            return None;
+        }
+        let after = rest.get(6..)?;
+        let spaces = after.iter().take_while(|b| is_space(b)).count();
+        match (spaces, after.len() - spaces) {
+            (0, _) => None,
+            (_, n) if n > 0 => after.get(spaces..),
+            // only white space follows: `\s+` gives its last character back to `(.+)`
+            (s, _) if s >= 2 => after.get(s - 1..),
+            _ => None,
+        }
+    })
+}
+
+/// A token split and decoded as Kong's `jwt_parser` does.
+struct Decoded<'t> {
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+    algorithm: Algorithm,
+    signing_input: &'t [u8],
+    signature: Vec<u8>,
+}
+
+/// `Err` is the text after `Bad token; `.
+fn decode(token: &[u8]) -> Result<Decoded<'_>, &'static str> {
+    let mut parts = token.splitn(3, |&b| b == b'.');
+    let (header_64, claims_64, signature_64) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(c), Some(s)) => (h, c, s),
+        _ => return Err("invalid JSON"),
+    };
+    let json = |part: &[u8]| -> Result<Value, &'static str> {
+        kong_base64url_decode(part).and_then(|b| serde_json::from_slice(&b).ok()).ok_or("invalid JSON")
+    };
+    let header = json(header_64)?;
+    let claims = json(claims_64)?;
+    let signature = kong_base64url_decode(signature_64);
+    let Value::Object(header) = header else {
+        return Err("invalid alg");
+    };
+    let algorithm = header.get("alg").and_then(Value::as_str).and_then(Algorithm::parse).ok_or("invalid alg")?;
+    let Value::Object(claims) = claims else {
+        return Err("invalid claims");
+    };
+    let signature = signature.ok_or("invalid signature")?;
+    let signing_input = token.get(..header_64.len() + 1 + claims_64.len()).ok_or("invalid JSON")?;
+    Ok(Decoded { header, claims, algorithm, signing_input, signature })
+}
+
+impl AuthPlugin for Jwt {
+    fn name(&self) -> &'static str {
+        "jwt"
+    }
+
+    fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    fn authenticate(&self, ctx: &mut Ctx<'_, '_>) -> Result<Authenticated, Halt> {
+        let tokens = self.tokens(ctx);
+        let token = match tokens.as_slice() {
+            [] => {
+                return Err(rejection(
+                    Body::CompactJson(Cow::Borrowed("Unauthorized")),
+                    &self.challenge,
+                    Reason::NoCredentials,
+                ))
+            }
+            [Token::Text(t)] => t.clone(),
+            [Token::Flag] => return Err(self.reject("Unrecognizable token", Reason::InvalidCredentials)),
+            _ => return Err(self.reject("Multiple tokens provided", Reason::DuplicateCredentials)),
+        };
+        let jwt = decode(&token).map_err(|e| self.reject(format!("Bad token; {e}"), Reason::InvalidCredentials))?;
+
+        // The key claim, from the claims, else from the JWT header (Lua's `a or b`: absent and
+        // `false` fall through).
+        let claim_name = &self.key_claim_name;
+        fn present(v: Option<&Value>) -> Option<&Value> {
+            v.filter(|v| !matches!(v, Value::Bool(false)))
+        }
+        let key = match present(jwt.claims.get(claim_name)).or_else(|| present(jwt.header.get(claim_name))) {
+            None => {
+                return Err(self.reject(format!("No mandatory '{claim_name}' in claims"), Reason::InvalidCredentials))
+            }
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(self.reject(format!("Invalid '{claim_name}' in claims"), Reason::InvalidCredentials))
+            }
+            Some(v) => v,
+        };
+        let consumers = ctx.consumers;
+        let Some(credential) = key.as_str().and_then(|k| consumers.jwt(k)) else {
+            return Err(
+                self.reject(format!("No credentials found for given '{claim_name}'"), Reason::InvalidCredentials)
+            );
+        };
+        if jwt.algorithm != credential.algorithm {
+            return Err(self.reject("Invalid algorithm", Reason::InvalidCredentials));
+        }
+        // With secret_is_base64 Kong base64-decodes whatever the key material is: a PEM key
+        // never decodes, so asymmetric secrets are unusable then.
+        let hmac_key: &[u8] = match (&credential.verifier, self.secret_is_base64) {
+            (crate::plugins::jwt::VerifyingKey::Hmac { secret, .. }, false) => secret,
+            (crate::plugins::jwt::VerifyingKey::Hmac { decoded: Some(d), .. }, true) => d,
+            (_, true) => return Err(self.reject("Invalid key/secret", Reason::InvalidCredentials)),
+            (_, false) => &[],
+        };
+        if !credential.verifier.verify(jwt.algorithm, hmac_key, jwt.signing_input, &jwt.signature) {
+            return Err(self.reject("Invalid signature", Reason::InvalidCredentials));
+        }
+
+        let now = ctx.now() as f64;
+        let mut errors = Map::new();
+        for claim in &self.claims_to_verify {
+            let (name, value) = match claim {
+                Claim::Exp => ("exp", jwt.claims.get("exp")),
+                Claim::Nbf => ("nbf", jwt.claims.get("nbf")),
+            };
+            let problem = match (claim, value.and_then(Value::as_f64)) {
+                (_, None) => "must be a number",
+                (Claim::Exp, Some(exp)) if exp <= now => "token expired",
+                (Claim::Nbf, Some(nbf)) if nbf > now => "token not valid yet",
+                _ => continue,
+            };
+            errors.insert(name.to_string(), Value::String(problem.to_string()));
+        }
+        if errors.is_empty() && self.maximum_expiration > 0.0 {
+            let exp = jwt.claims.get("exp").and_then(Value::as_f64);
+            if exp.is_none_or(|exp| exp - now > self.maximum_expiration) {
+                errors.insert("exp".to_string(), Value::String("exceeds maximum allowed expiration".to_string()));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(rejection(Body::JsonObject(Box::new(errors)), &self.challenge_invalid, Reason::InvalidCredentials));
+        }
+        Ok(Authenticated { consumer: credential.consumer.clone(), credential: credential.key.clone() })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_like_kongs_regex() {
+        let b = |v: &str| bearer_token(v.as_bytes()).map(|t| String::from_utf8(t.to_vec()).unwrap());
+        assert_eq!(b("Bearer abc"), Some("abc".into()));
+        assert_eq!(b("bearer abc"), Some("abc".into()));
+        assert_eq!(b("  Bearer \t abc def "), Some("abc def ".into()));
+        assert_eq!(b("Token Bearer abc"), Some("abc".into()));
+        assert_eq!(b("BEARER abc"), None);
+        assert_eq!(b("Bearerabc"), None);
+        assert_eq!(b("Bearer "), None);
+        assert_eq!(b("Bearer  "), Some(" ".into()));
+        assert_eq!(b("abc"), None);
+        assert_eq!(b(""), None);
+    }
+
+    #[test]
+    fn cookies_like_nginx() {
+        let c = |headers: &[&str], name: &str| {
+            cookie(headers.iter().map(|h| h.as_bytes()), name.as_bytes())
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        };
+        assert_eq!(c(&["a=1; jwt=tok; b=2"], "jwt"), Some("tok".into()));
+        assert_eq!(c(&["a=1", "JWT=tok"], "jwt"), Some("tok".into()));
+        assert_eq!(c(&["xjwt=1; jwt = tok"], "jwt"), Some("tok".into()));
+        assert_eq!(c(&["a=1, jwt=tok"], "jwt"), Some("tok".into()));
+        assert_eq!(c(&["jwt=first; jwt=second"], "jwt"), Some("first".into()));
+        assert_eq!(c(&["jwt=; other=1"], "jwt"), Some("".into()));
+        assert_eq!(c(&["jwtx=1; jwt"], "jwt"), None);
+        assert_eq!(c(&[], "jwt"), None);
+    }
+
+    #[test]
+    fn decoding_messages_in_kongs_order() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = |h: &str, c: &str, s: &str| format!("{}.{}.{}", enc(h), enc(c), s);
+        let err = |t: String| decode(t.as_bytes()).err();
+        assert_eq!(err("abc".into()), Some("invalid JSON"));
+        assert_eq!(err("a.b".into()), Some("invalid JSON"));
+        assert_eq!(err(token("{", "{}", "")), Some("invalid JSON"));
+        assert_eq!(err(token(r#"{"alg":"HS256"}"#, "nope", "")), Some("invalid JSON"));
+        assert_eq!(err(token(r#"{"typ":"JWT"}"#, "{}", "")), Some("invalid alg"));
+        assert_eq!(err(token(r#"{"alg":"none"}"#, "{}", "")), Some("invalid alg"));
+        assert_eq!(err(token(r#"{"alg":"ES512"}"#, "{}", "")), Some("invalid alg"));
+        assert_eq!(err(token(r#"{"alg":256}"#, "{}", "")), Some("invalid alg"));
+        assert_eq!(err(token(r#""HS256""#, "{}", "")), Some("invalid alg"));
+        assert_eq!(err(token(r#"{"alg":"HS256"}"#, "[1]", "")), Some("invalid claims"));
+        assert_eq!(err(token(r#"{"alg":"HS256"}"#, "{}", "!!")), Some("invalid signature"));
+        assert_eq!(err(token(r#"{"alg":"HS256"}"#, "{}", "a")), Some("invalid signature"));
+        // the third part runs to the end: more dots make it invalid base64
+        assert_eq!(err(token(r#"{"alg":"HS256"}"#, "{}", "c2ln.c2ln")), Some("invalid signature"));
+        let ok = token(r#"{"alg":"HS256"}"#, r#"{"iss":"x"}"#, "c2ln");
+        let d = decode(ok.as_bytes()).unwrap();
+        assert_eq!(d.algorithm, Algorithm::HS256);
+        assert_eq!(d.claims["iss"], "x");
+        assert_eq!(d.signature, b"sig");
+        assert_eq!(d.signing_input, ok.rsplit_once('.').unwrap().0.as_bytes());
+    }
+
+    #[test]
+    fn base64_like_kong() {
+        assert_eq!(kong_base64url_decode(b"-_8").unwrap(), vec![0xfb, 0xff]);
+        assert_eq!(kong_base64url_decode(b"+/8=").unwrap(), vec![0xfb, 0xff]);
+        assert_eq!(kong_base64url_decode(b"a"), None);
+        assert_eq!(kong_base64url_decode(b"a b="), None);
+        assert_eq!(kong_base64url_decode(b"").unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn keys_are_refused_when_they_do_not_fit() {
+        assert_eq!(VerifyingKey::parse(Algorithm::HS256, None, None).err(), Some(KeyError::SecretMissing));
+        assert_eq!(VerifyingKey::parse(Algorithm::HS256, Some(""), None).err(), Some(KeyError::SecretEmpty));
+        assert_eq!(VerifyingKey::parse(Algorithm::RS256, Some("s"), None).err(), Some(KeyError::PublicKeyMissing));
+        assert!(matches!(
+            VerifyingKey::parse(
+                Algorithm::ES256,
+                None,
+                Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
+            ),
+            Err(KeyError::Invalid(_))
+        ));
+        let k = VerifyingKey::parse(Algorithm::HS256, Some("c2VjcmV0"), None).unwrap();
+        assert!(format!("{k:?}").find("c2VjcmV0").is_none());
+        match k {
+            VerifyingKey::Hmac { decoded, .. } => assert_eq!(decoded.unwrap(), b"secret"),
+            _ => panic!(),
+        }
+    }
+}
