@@ -76,3 +76,8 @@ demo: build envoy
 clean:
 	cargo clean
 	rm -f $(WASM)
+
+# jwt verification cost per algorithm (median per request through the harness, ratio to HS256).
+.PHONY: bench-algorithms
+bench-algorithms: build
+	CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) cargo bench -p consumer-auth --bench algorithms

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::consumers::{
     self, BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, KeyCredential, PasswordVerifier,
 };
+use crate::pipeline::LogLevel;
 use crate::plugins::{self, Configured, Support};
 
 /// A refused configuration: where, and why.
@@ -189,6 +190,9 @@ struct RawDocument {
     consumers: Vec<Value>,
     #[serde(default)]
     plugins: Vec<Value>,
+    /// Level of the one log line written per refused request: `debug`, `info` (default),
+    /// `warn`, `error` or `off`.
+    refusal_log_level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,8 +320,10 @@ pub struct Config {
     pub consumers: ConsumerIndex,
     /// Plugins in Kong priority order (highest first).
     pub slots: Vec<Slot>,
-    /// Whether some plugin may need the request body.
-    pub may_need_body: bool,
+    /// The JSON path of the first setting that makes a plugin read the request body, if any.
+    pub body_needed_by: Option<String>,
+    /// Level of the log line written per refused request; `None`: no line.
+    pub refusal_log_level: Option<LogLevel>,
 }
 
 /// What a plugin's builder may consult.
@@ -346,8 +352,21 @@ impl Config {
         let consumers = build_consumers(doc.consumers)?;
         // Names this document's counters in shared data (rate-limiting): the same on every worker.
         let instance = hex::encode(consumers::sha256(json).get(..8).unwrap_or_default());
-        let (slots, may_need_body) = build_plugins(doc.plugins, &consumers, &instance)?;
-        Ok(Config { consumers, slots, may_need_body })
+        let (slots, body_needed_by) = build_plugins(doc.plugins, &consumers, &instance)?;
+        let refusal_log_level = match doc.refusal_log_level.as_deref() {
+            None | Some("info") => Some(LogLevel::Info),
+            Some("debug") => Some(LogLevel::Debug),
+            Some("warn") => Some(LogLevel::Warn),
+            Some("error") => Some(LogLevel::Error),
+            Some("off") => None,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "refusal_log_level",
+                    ErrorKind::Rule("expected one of: debug, info, warn, error, off"),
+                ))
+            }
+        };
+        Ok(Config { consumers, slots, body_needed_by, refusal_log_level })
     }
 }
 
@@ -588,12 +607,12 @@ fn parse_password_hash(s: &str, consumer_id: &str) -> Option<PasswordVerifier> {
     Some(PasswordVerifier::KongSha1 { digest, salt: consumer_id.to_string() })
 }
 
-fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex, instance: &str) -> Result<(Vec<Slot>, bool), ConfigError> {
+fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex, instance: &str) -> Result<(Vec<Slot>, Option<String>), ConfigError> {
     let ctx = BuildContext { consumers };
     let mut slots: Vec<Slot> = Vec::new();
     // (name, scope) -> path of the first entry, for duplicate detection.
     let mut seen: HashMap<(String, Option<String>), String> = HashMap::new();
-    let mut may_need_body = false;
+    let mut body_needed_by: Option<String> = None;
 
     for (pi, value) in raw.into_iter().enumerate() {
         let at = format!("plugins[{pi}]");
@@ -654,7 +673,10 @@ fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex, instance: &str) -> 
         if entry.enabled == Some(false) {
             continue;
         }
-        may_need_body |= needs_body;
+        if needs_body && body_needed_by.is_none() {
+            let field = if name == "hmac-auth" { "validate_request_body" } else { "key_in_body" };
+            body_needed_by = Some(format!("{config_at}.{field}"));
+        }
         let slot = match slots.iter_mut().position(|s| s.name == name) {
             Some(i) => slots.get_mut(i),
             None => {
@@ -672,7 +694,7 @@ fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex, instance: &str) -> 
         }
     }
     slots.sort_by_key(|s| std::cmp::Reverse(s.priority));
-    Ok((slots, may_need_body))
+    Ok((slots, body_needed_by))
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ pub struct Ctx<'r, 'a> {
     pub edits: Edits,
     host: &'r mut dyn Host,
     body: OnceCell<ParsedBody<'a>>,
+    verdict: Verdict,
 }
 
 impl<'a> Ctx<'_, 'a> {
@@ -165,6 +166,21 @@ pub struct Forward {
     pub handoff: Option<Vec<u8>>,
     /// Headers to add to the response (rate-limiting's).
     pub response_headers: Vec<(String, String)>,
+    /// What this instance decided, for metrics.
+    pub verdict: Verdict,
+}
+
+/// How a forwarded request was identified by this filter instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// This instance established no identity (no auth plugin ran, preflight bypass, or an earlier
+    /// instance did it).
+    #[default]
+    Passed,
+    /// The named plugin authenticated a credential (the last one to do so in this instance).
+    Authenticated(&'static str),
+    /// The named plugin fell back to the anonymous consumer.
+    Anonymous(&'static str),
 }
 
 /// Run every plugin of `config` on `req`. `handoff` is what an earlier instance of the filter
@@ -181,6 +197,7 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
         edits: Edits::default(),
         host,
         body: OnceCell::new(),
+        verdict: Verdict::default(),
     };
 
     for slot in &config.slots {
@@ -196,6 +213,7 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
             Err(Halt::NeedBody) => return Outcome::NeedBody,
             Err(Halt::Reject(mut rejection)) => {
                 rejection.plugin = entry.name();
+                rejection.consumer = ctx.identity.consumer.as_ref().map(|c| c.username.clone().unwrap_or_else(|| c.id.clone()));
                 return Outcome::Reject(rejection);
             }
         }
@@ -219,6 +237,7 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
         body: ctx.edits.body,
         handoff: handoff_out,
         response_headers: ctx.edits.response_headers,
+        verdict: ctx.verdict,
     })
 }
 
@@ -235,6 +254,7 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
     match plugin.authenticate(ctx) {
         Ok(auth) => {
             ctx.identity = Identity::authenticated(auth.consumer, auth.credential);
+            ctx.verdict = Verdict::Authenticated(plugin.name());
             Ok(())
         }
         Err(Halt::NeedBody) => Err(Halt::NeedBody),
@@ -245,6 +265,7 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
             match ctx.consumers.by_reference(anonymous) {
                 Some(consumer) => {
                     ctx.identity = Identity::anonymous(Rc::clone(consumer));
+                    ctx.verdict = Verdict::Anonymous(plugin.name());
                     Ok(())
                 }
                 None => Err(Halt::Reject(Rejection::kong(

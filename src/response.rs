@@ -60,6 +60,8 @@ pub struct Rejection {
     pub plugin: &'static str,
     /// Extra response headers (rate-limiting's).
     pub headers: Vec<(String, String)>,
+    /// The consumer identified when the request was refused (username, else id), for logs.
+    pub consumer: Option<String>,
 }
 
 impl Rejection {
@@ -71,6 +73,7 @@ impl Rejection {
             reason,
             plugin: "",
             headers: Vec::new(),
+            consumer: None,
         }
     }
 

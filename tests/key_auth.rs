@@ -360,3 +360,24 @@ fn http2_bodies_without_framing_headers_are_read() {
         .body(r#"{"apikey":"alice-key"}"#);
     assert_upstream_as(&send(key_auth(json!({"key_in_body": true})), req), "alice", Some(ALICE_KEY_ID));
 }
+
+/// Envoy gives a wasm filter the request body only after the request headers have gone upstream
+/// (a filter that pauses the headers is not called with the body), so the identity could no
+/// longer be added: on Envoy (recognised by its `xds.node` property) such a configuration is
+/// refused at load time instead of hanging or failing per request.
+#[test]
+fn key_in_body_is_refused_on_envoy() {
+    let mut h = host();
+    h.set_property("xds.node", b"\x0a\x04node");
+    let err = h.configure(&doc(key_auth(json!({"key_in_body": true})))).err().expect("refused");
+    let line = err.logs.iter().find(|l| l.message.contains("configuration refused")).expect("a refusal line");
+    assert!(
+        line.message.starts_with(
+            "consumer-auth: configuration refused: plugins[0].config.key_in_body: not supported on Envoy: "
+        ),
+        "{}",
+        line.message
+    );
+    // without key_in_body the same host loads it
+    assert!(h.configure(&doc(key_auth(json!({})))).is_ok());
+}

@@ -84,6 +84,7 @@ fn fail_closed_when_the_filter_cannot_run() {
         for i in 0..4 {
             let req = if i % 2 == 0 { Request::get("/x") } else { Request::get("/x").header("apikey", ALICE.key()) };
             let r = req.send(envoy.port);
+            eprintln!("trapping filter, request {i}: {} {:?}", r.status, r.text());
             assert!(r.upstream().is_none(), "request {i} reached the upstream: {} {}", r.status, r.text());
             assert!((500..600).contains(&r.status), "request {i}: expected 5xx, got {} {}", r.status, r.text());
         }

@@ -84,6 +84,11 @@ fn strip_port(address: &str) -> &str {
     }
 }
 
+/// Envoy exposes its node description as a property; Kong does not.
+fn is_envoy() -> bool {
+    matches!(abi::get_property(&["xds", "node"]), Ok(Some(_)))
+}
+
 struct FilterRoot {
     config: Option<Rc<Config>>,
 }
@@ -103,6 +108,18 @@ impl RootContext for FilterRoot {
             }
         };
         match Config::parse(&bytes) {
+            Ok(config) if config.body_needed_by.is_some() && is_envoy() => {
+                let path = config.body_needed_by.as_deref().unwrap_or_default();
+                log(
+                    LogLevel::Error,
+                    &format!(
+                        "consumer-auth: configuration refused: {path}: not supported on Envoy: Envoy hands a wasm filter \
+                         the request body only after the request headers have gone upstream, so the consumer's identity \
+                         could no longer be added"
+                    ),
+                );
+                false
+            }
             Ok(config) => {
                 log(
                     LogLevel::Info,
@@ -160,7 +177,7 @@ impl HttpContext for FilterRequest {
         };
         self.handoff = abi::get_property(&[HANDOFF_PROPERTY]).ok().flatten();
         let body =
-            if config.may_need_body && !end_of_stream && self.body_expected() { Body::Pending } else { Body::Empty };
+            if config.body_needed_by.is_some() && !end_of_stream && self.body_expected() { Body::Pending } else { Body::Empty };
         self.decide(&config, body)
     }
 

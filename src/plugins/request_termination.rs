@@ -81,6 +81,7 @@ impl RequestTermination {
                 reason: Reason::Terminated,
                 plugin: "request-termination",
                 headers: Vec::new(),
+                consumer: None,
             },
             trigger: raw.trigger,
         })

@@ -1,0 +1,657 @@
+//! jwt (AUTH_SPEC §8) through the real .wasm: token collection, every message in Kong's order
+//! with its exact body and challenge, every algorithm (keys generated here, tokens signed here),
+//! registered claims against the host clock, and AND/OR with key-auth.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+use std::sync::OnceLock;
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine;
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+
+/// The harness clock's default: 2026-01-01T00:00:00Z.
+const NOW: u64 = 1_767_225_600;
+const HS_SECRET: &str = "alice-jwt-secret";
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Keys generated once per test binary.
+struct Keys {
+    rsa: rsa::RsaPrivateKey,
+    rsa_other: rsa::RsaPrivateKey,
+    p256: p256::ecdsa::SigningKey,
+    p384: p384::ecdsa::SigningKey,
+    ed25519: ed25519_dalek::SigningKey,
+    ed25519_other: ed25519_dalek::SigningKey,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut rng = rand::rngs::OsRng;
+        Keys {
+            rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
+            rsa_other: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
+            p256: p256::ecdsa::SigningKey::random(&mut rng),
+            p384: p384::ecdsa::SigningKey::random(&mut rng),
+            ed25519: ed25519_dalek::SigningKey::generate(&mut rng),
+            ed25519_other: ed25519_dalek::SigningKey::generate(&mut rng),
+        }
+    })
+}
+
+fn rsa_pem(k: &rsa::RsaPrivateKey) -> String {
+    use rsa::pkcs8::EncodePublicKey;
+    k.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+}
+
+fn rsa_pkcs1_pem(k: &rsa::RsaPrivateKey) -> String {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    k.to_public_key().to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+}
+
+fn p256_pem() -> String {
+    use p256::pkcs8::EncodePublicKey;
+    keys().p256.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap()
+}
+
+fn p384_pem() -> String {
+    use p384::pkcs8::EncodePublicKey;
+    keys().p384.verifying_key().to_public_key_pem(p384::pkcs8::LineEnding::LF).unwrap()
+}
+
+fn ed25519_pem() -> String {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    keys().ed25519.verifying_key().to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap()
+}
+
+const ALGORITHMS: [&str; 12] =
+    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+/// The signature of `input` with `alg`, using the test keys (or `secret` for HS*).
+fn signature(alg: &str, secret: &[u8], input: &[u8]) -> Vec<u8> {
+    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    let k = keys();
+    let mut rng = rand::rngs::OsRng;
+    macro_rules! hs {
+        ($d:ty) => {{
+            let mut m = Hmac::<$d>::new_from_slice(secret).unwrap();
+            m.update(input);
+            m.finalize().into_bytes().to_vec()
+        }};
+    }
+    match alg {
+        "HS256" => hs!(sha2::Sha256),
+        "HS384" => hs!(sha2::Sha384),
+        "HS512" => hs!(sha2::Sha512),
+        "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k.rsa.clone()).sign(input).to_vec(),
+        "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(k.rsa.clone()).sign(input).to_vec(),
+        "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k.rsa.clone()).sign(input).to_vec(),
+        "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "ES256" => {
+            let sig: p256::ecdsa::Signature = k.p256.sign(input);
+            sig.to_bytes().to_vec()
+        }
+        "ES384" => {
+            let sig: p384::ecdsa::Signature = k.p384.sign(input);
+            sig.to_bytes().to_vec()
+        }
+        "EdDSA" => {
+            use ed25519_dalek::Signer as _;
+            k.ed25519.sign(input).to_bytes().to_vec()
+        }
+        other => panic!("{other}"),
+    }
+}
+
+/// A compact JWS of `header` and `claims`, signed with `alg` (and `secret` for HS*).
+fn jws(header: &Value, claims: &Value, alg: &str, secret: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let sig = signature(alg, secret, input.as_bytes());
+    format!("{input}.{}", b64(&sig))
+}
+
+/// A token for the credential `key`, signed with `alg`.
+fn token(alg: &str, key: &str, extra: Value) -> String {
+    let mut claims = json!({"iss": key});
+    if let (Some(c), Value::Object(e)) = (claims.as_object_mut(), extra) {
+        c.extend(e);
+    }
+    jws(&json!({"alg": alg, "typ": "JWT"}), &claims, alg, HS_SECRET.as_bytes())
+}
+
+/// The credential key used for `alg` in [`jdoc`].
+fn key_for(alg: &str) -> String {
+    if alg == "HS256" {
+        "alice-issuer".to_string()
+    } else {
+        format!("alice-{alg}")
+    }
+}
+
+/// The standard consumers, with one jwt secret per algorithm on alice and one HS256 on bob.
+fn consumers_with_jwt() -> Value {
+    let mut c = consumers();
+    let secrets: Vec<Value> = ALGORITHMS
+        .iter()
+        .map(|alg| {
+            let mut s = json!({"key": key_for(alg), "algorithm": alg});
+            match &alg[..2] {
+                "HS" => s["secret"] = json!(HS_SECRET),
+                "RS" | "PS" => s["rsa_public_key"] = json!(rsa_pem(&keys().rsa)),
+                _ if *alg == "ES256" => s["rsa_public_key"] = json!(p256_pem()),
+                _ if *alg == "ES384" => s["rsa_public_key"] = json!(p384_pem()),
+                _ => s["rsa_public_key"] = json!(ed25519_pem()),
+            }
+            s
+        })
+        .collect();
+    c[0]["jwt_secrets"] = Value::Array(secrets);
+    c[1]["jwt_secrets"] = json!([{"key": "bob-issuer", "secret": "bob-jwt-secret"}]);
+    c
+}
+
+fn jdoc(plugins: Value) -> String {
+    json!({"consumers": consumers_with_jwt(), "plugins": plugins}).to_string()
+}
+
+fn jwt(config: Value) -> Value {
+    json!([{"name": "jwt", "config": config}])
+}
+
+fn run(plugins: Value, req: Request) -> Exchange {
+    let mut h = host();
+    let f = h.configure(&jdoc(plugins)).unwrap_or_else(|e| panic!("configuration refused: {e}"));
+    checked(h.send(&[f], req))
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+/// A refusal with exactly `body` and the invalid_token challenge.
+fn refused_exactly(ex: &Exchange, body: &str) {
+    assert!(ex.upstream.is_none(), "went upstream, expected {body}");
+    assert_eq!(ex.status(), 401, "{}", ex.body_str());
+    assert_eq!(ex.body_str(), body);
+    assert_eq!(ex.local_header("content-type").as_deref(), Some("application/json; charset=utf-8"));
+    assert_eq!(ex.local_header("www-authenticate").as_deref(), Some(r#"Bearer error="invalid_token""#), "{body}");
+}
+
+fn msg(m: &str) -> String {
+    json!({"message": m}).to_string()
+}
+
+#[test]
+fn no_token_is_unauthorized_with_a_bare_bearer_challenge() {
+    let ex = run(jwt(json!({})), Request::get("/").request_id(Some("r-1")));
+    assert_eq!(ex.status(), 401);
+    assert_eq!(ex.body_str(), r#"{"message":"Unauthorized"}"#, "compact JSON, no request_id");
+    assert_eq!(ex.local_header("www-authenticate").as_deref(), Some("Bearer"));
+    // other schemes and empty values are no token
+    for req in [
+        Request::get("/").header("authorization", "Basic YTpi"),
+        Request::get("/").header("authorization", "BEARER x"),
+        Request::get("/").header("authorization", "Bearer "),
+        Request::get("/?jwt="),
+        Request::get("/").header("cookie", "jwt=x"), // no cookie_names configured
+    ] {
+        let ex = run(jwt(json!({})), req);
+        assert_eq!(ex.body_str(), r#"{"message":"Unauthorized"}"#);
+    }
+}
+
+#[test]
+fn realm_in_both_challenges() {
+    let ex = run(jwt(json!({"realm": "api"})), Request::get("/"));
+    assert_eq!(ex.local_header("www-authenticate").as_deref(), Some(r#"Bearer realm="api""#));
+    let ex = run(jwt(json!({"realm": "api"})), Request::get("/?jwt=garbage"));
+    assert_eq!(ex.local_header("www-authenticate").as_deref(), Some(r#"Bearer realm="api", error="invalid_token""#));
+}
+
+#[test]
+fn valid_token_sets_the_identity_and_goes_upstream_unchanged() {
+    let t = token("HS256", "alice-issuer", json!({}));
+    let ex = run(jwt(json!({})), Request::get("/").header("authorization", &bearer(&t)));
+    assert_upstream_as(&ex, "alice", Some("alice-issuer"));
+    assert_eq!(ex.upstream_header("x-consumer-id").as_deref(), Some(ALICE_ID));
+    assert_eq!(ex.upstream_header("authorization"), Some(bearer(&t)), "no hide_credentials for jwt");
+    let t = jws(&json!({"alg": "HS256"}), &json!({"iss": "bob-issuer"}), "HS256", b"bob-jwt-secret");
+    let ex = run(jwt(json!({})), Request::get("/").header("authorization", &bearer(&t)));
+    assert_upstream_as(&ex, "bob", Some("bob-issuer"));
+}
+
+#[test]
+fn tokens_from_query_cookies_and_headers() {
+    let t = token("HS256", "alice-issuer", json!({}));
+    let config = json!({"uri_param_names": ["jwt", "token"], "cookie_names": ["session", "jwt_cookie"], "header_names": ["authorization", "x_token"]});
+    let cases = vec![
+        ("query jwt", Request::get(&format!("/?a=1&jwt={t}"))),
+        ("query token", Request::get(&format!("/?token={t}"))),
+        ("cookie", Request::get("/").header("cookie", &format!("a=1; session={t}; b=2"))),
+        ("second cookie name, second Cookie header", Request::get("/").header("cookie", "a=1").header("cookie", &format!("jwt_cookie={t}"))),
+        ("authorization", Request::get("/").header("authorization", &bearer(&t))),
+        ("lowercase bearer", Request::get("/").header("authorization", &format!("bearer {t}"))),
+        ("custom header, underscore as dash", Request::get("/").header("x-token", &bearer(&t))),
+        ("the same token everywhere counts once", Request::get(&format!("/?jwt={t}&token={t}&jwt={t}")).header("authorization", &bearer(&t)).header("cookie", &format!("session={t}"))),
+        ("empty values are ignored", Request::get(&format!("/?jwt=&token={t}")).header("cookie", "session=")),
+    ];
+    for (what, req) in cases {
+        let ex = run(jwt(config.clone()), req);
+        assert_eq!(ex.status(), 200, "{what}: {}", ex.body_str());
+        assert_upstream_as(&ex, "alice", Some("alice-issuer"));
+    }
+    // a header name not configured is not looked at
+    let ex = run(jwt(json!({"header_names": ["x-token"]})), Request::get("/").header("authorization", &bearer(&t)));
+    assert_eq!(ex.body_str(), r#"{"message":"Unauthorized"}"#);
+}
+
+#[test]
+fn distinct_tokens_are_refused() {
+    let a = token("HS256", "alice-issuer", json!({}));
+    let b = token("HS256", "alice-issuer", json!({"x": 1}));
+    let config = json!({"cookie_names": ["jwt"]});
+    for req in [
+        Request::get(&format!("/?jwt={a}")).header("authorization", &bearer(&b)),
+        Request::get(&format!("/?jwt={a}&jwt={b}")),
+        Request::get("/").header("cookie", &format!("jwt={a}")).header("authorization", &bearer(&b)),
+        Request::get(&format!("/?jwt={a}")).header("cookie", &format!("jwt={b}")),
+    ] {
+        refused_exactly(&run(jwt(config.clone()), req), &msg("Multiple tokens provided"));
+    }
+    // only the first Authorization header counts (Kong's header table)
+    let ex = run(jwt(json!({})), Request::get("/").header("authorization", &bearer(&a)).header("authorization", &bearer(&b)));
+    assert_upstream_as(&ex, "alice", Some("alice-issuer"));
+}
+
+#[test]
+fn a_bare_query_flag_is_unrecognizable() {
+    refused_exactly(&run(jwt(json!({})), Request::get("/?jwt")), &msg("Unrecognizable token"));
+    let t = token("HS256", "alice-issuer", json!({}));
+    refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt&jwt={t}"))), &msg("Multiple tokens provided"));
+}
+
+#[test]
+fn bad_tokens_in_kongs_order() {
+    let h = |v: Value| b64(v.to_string().as_bytes());
+    let hs = json!({"alg": "HS256"});
+    let claims = json!({"iss": "alice-issuer"});
+    let cases: Vec<(String, &str)> = vec![
+        ("garbage".into(), "Bad token; invalid JSON"),
+        ("a.b".into(), "Bad token; invalid JSON"),
+        (format!("{}.{}.", b64(b"{nope"), h(claims.clone())), "Bad token; invalid JSON"),
+        (format!("{}.{}.", h(hs.clone()), b64(b"[1,")), "Bad token; invalid JSON"),
+        (format!("!!!.{}.", h(claims.clone())), "Bad token; invalid JSON"),
+        (format!("{}.{}.", h(json!({"typ": "JWT"})), h(claims.clone())), "Bad token; invalid alg"),
+        (format!("{}.{}.", h(json!({"alg": "none"})), h(claims.clone())), "Bad token; invalid alg"),
+        (format!("{}.{}.", h(json!({"alg": "ES512"})), h(claims.clone())), "Bad token; invalid alg"),
+        (format!("{}.{}.", h(json!({"alg": "hs256"})), h(claims.clone())), "Bad token; invalid alg"),
+        (format!("{}.{}.", h(json!({"alg": ["HS256"]})), h(claims.clone())), "Bad token; invalid alg"),
+        (format!("{}.{}.", h(json!("HS256")), h(claims.clone())), "Bad token; invalid alg"),
+        (format!("{}.{}.", h(hs.clone()), h(json!([claims.clone()]))), "Bad token; invalid claims"),
+        (format!("{}.{}.", h(hs.clone()), h(json!("claims"))), "Bad token; invalid claims"),
+        (format!("{}.{}.!!", h(hs.clone()), h(claims.clone())), "Bad token; invalid signature"),
+        (format!("{}.{}.a", h(hs.clone()), h(claims.clone())), "Bad token; invalid signature"),
+        // `alg: none` with an empty signature never gets further
+        (format!("{}.{}.", h(json!({"alg": "none"})), h(claims.clone())), "Bad token; invalid alg"),
+    ];
+    for (t, expected) in cases {
+        refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={t}"))), &msg(expected));
+    }
+}
+
+#[test]
+fn the_key_claim() {
+    let hs = |header: Value, claims: Value| jws(&header, &claims, "HS256", HS_SECRET.as_bytes());
+    let alg = json!({"alg": "HS256"});
+    let cases: Vec<(Value, String, String)> = vec![
+        (json!({}), hs(alg.clone(), json!({"sub": "x"})), msg("No mandatory 'iss' in claims")),
+        (json!({}), hs(alg.clone(), json!({"iss": false})), msg("No mandatory 'iss' in claims")),
+        (json!({}), hs(alg.clone(), json!({"iss": ""})), msg("Invalid 'iss' in claims")),
+        (json!({}), hs(alg.clone(), json!({"iss": "nobody"})), msg("No credentials found for given 'iss'")),
+        (json!({}), hs(alg.clone(), json!({"iss": 42})), msg("No credentials found for given 'iss'")),
+        (json!({}), hs(alg.clone(), json!({"iss": null})), msg("No credentials found for given 'iss'")),
+        (json!({"key_claim_name": "kid"}), hs(alg.clone(), json!({"iss": "alice-issuer"})), msg("No mandatory 'kid' in claims")),
+        (json!({"key_claim_name": "kid"}), hs(json!({"alg": "HS256", "kid": "nobody"}), json!({})), msg("No credentials found for given 'kid'")),
+    ];
+    for (config, t, body) in cases {
+        refused_exactly(&run(jwt(config), Request::get(&format!("/?jwt={t}"))), &body);
+    }
+    // looked up in the claims, then in the JWT header
+    let from_header = hs(json!({"alg": "HS256", "kid": "alice-issuer"}), json!({}));
+    assert_upstream_as(&run(jwt(json!({"key_claim_name": "kid"})), Request::get(&format!("/?jwt={from_header}"))), "alice", Some("alice-issuer"));
+    let claims_first = hs(json!({"alg": "HS256", "kid": "nobody"}), json!({"kid": "alice-issuer"}));
+    assert_upstream_as(&run(jwt(json!({"key_claim_name": "kid"})), Request::get(&format!("/?jwt={claims_first}"))), "alice", Some("alice-issuer"));
+}
+
+#[test]
+fn the_header_alg_must_be_the_credentials_algorithm() {
+    // HS512 token for the HS256 credential
+    let t = jws(&json!({"alg": "HS512"}), &json!({"iss": "alice-issuer"}), "HS512", HS_SECRET.as_bytes());
+    refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={t}"))), &msg("Invalid algorithm"));
+    // algorithm confusion: an HS256 token keyed with the RSA public key PEM, presented to the
+    // RS256 credential, is refused before any HMAC is computed
+    let pem = rsa_pem(&keys().rsa);
+    let t = jws(&json!({"alg": "HS256"}), &json!({"iss": "alice-RS256"}), "HS256", pem.as_bytes());
+    refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={t}"))), &msg("Invalid algorithm"));
+    let t = jws(&json!({"alg": "HS256"}), &json!({"iss": "alice-ES256"}), "HS256", p256_pem().as_bytes());
+    refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={t}"))), &msg("Invalid algorithm"));
+    // RS256 token for PS256 credential (same key type, other algorithm)
+    let t = jws(&json!({"alg": "RS256"}), &json!({"iss": "alice-PS256"}), "RS256", b"");
+    refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={t}"))), &msg("Invalid algorithm"));
+}
+
+#[test]
+fn every_algorithm_verifies_and_rejects_a_forged_signature() {
+    for alg in ALGORITHMS {
+        let key = key_for(alg);
+        let t = token(alg, &key, json!({}));
+        let ex = run(jwt(json!({})), Request::get("/").header("authorization", &bearer(&t)));
+        assert_eq!(ex.status(), 200, "{alg}: {}", ex.body_str());
+        assert_upstream_as(&ex, "alice", Some(&key));
+        // claims changed after signing
+        let (head, rest) = t.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let tampered = format!("{head}.{}.{sig}", b64(json!({"iss": key, "admin": true}).to_string().as_bytes()));
+        refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={tampered}"))), &msg("Invalid signature"));
+        // a signature of the right shape by another key
+        let other = match &alg[..2] {
+            "HS" => jws(&json!({"alg": alg}), &json!({"iss": key}), alg, b"another secret"),
+            "RS" | "PS" => {
+                use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+                let input = format!("{}.{}", b64(json!({"alg": alg}).to_string().as_bytes()), b64(json!({"iss": key}).to_string().as_bytes()));
+                let k = keys().rsa_other.clone();
+                let sig = match alg {
+                    "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k).sign(input.as_bytes()).to_vec(),
+                    "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(k).sign(input.as_bytes()).to_vec(),
+                    "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k).sign(input.as_bytes()).to_vec(),
+                    "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k).sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes()).to_vec(),
+                    "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k).sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes()).to_vec(),
+                    _ => rsa::pss::SigningKey::<sha2::Sha512>::new(k).sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes()).to_vec(),
+                };
+                format!("{input}.{}", b64(&sig))
+            }
+            "Ed" => {
+                use ed25519_dalek::Signer as _;
+                let input = format!("{}.{}", b64(json!({"alg": alg}).to_string().as_bytes()), b64(json!({"iss": key}).to_string().as_bytes()));
+                format!("{input}.{}", b64(&keys().ed25519_other.sign(input.as_bytes()).to_bytes()))
+            }
+            _ => {
+                // ES: a signature of zeroes and one of the wrong length
+                let input = format!("{}.{}", b64(json!({"alg": alg}).to_string().as_bytes()), b64(json!({"iss": key}).to_string().as_bytes()));
+                let len = if alg == "ES256" { 64 } else { 96 };
+                refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={input}.{}", b64(&vec![1u8; len - 1])))), &msg("Invalid signature"));
+                format!("{input}.{}", b64(&vec![0u8; len]))
+            }
+        };
+        refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={other}"))), &msg("Invalid signature"));
+    }
+}
+
+#[test]
+fn an_rsa_key_in_pkcs1_pem_works_too() {
+    let mut c = consumers();
+    c[2]["jwt_secrets"] = json!([{"key": "carol-rs", "algorithm": "RS256", "rsa_public_key": rsa_pkcs1_pem(&keys().rsa)}]);
+    let mut h = host();
+    let f = h.configure(&json!({"consumers": c, "plugins": jwt(json!({}))}).to_string()).unwrap();
+    let t = token("RS256", "carol-rs", json!({}));
+    assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={t}")))), "carol", Some("carol-rs"));
+}
+
+#[test]
+fn secret_is_base64() {
+    let raw_secret = b"\x00\x01binary secret\xff";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(raw_secret);
+    let mut c = consumers();
+    c[2]["jwt_secrets"] = json!([{"key": "carol-b64", "secret": encoded}, {"key": "carol-plain", "secret": "not base64!"}]);
+    let doc = |config: Value| json!({"consumers": c, "plugins": jwt(config)}).to_string();
+    let mut h = host();
+    let on = h.configure(&doc(json!({"secret_is_base64": true}))).unwrap();
+    let off = h.configure(&doc(json!({}))).unwrap();
+    let decoded = jws(&json!({"alg": "HS256"}), &json!({"iss": "carol-b64"}), "HS256", raw_secret);
+    let literal = jws(&json!({"alg": "HS256"}), &json!({"iss": "carol-b64"}), "HS256", encoded.as_bytes());
+    assert_upstream_as(&checked(h.send(&[on], Request::get(&format!("/?jwt={decoded}")))), "carol", Some("carol-b64"));
+    refused_exactly(&checked(h.send(&[on], Request::get(&format!("/?jwt={literal}")))), &msg("Invalid signature"));
+    assert_upstream_as(&checked(h.send(&[off], Request::get(&format!("/?jwt={literal}")))), "carol", Some("carol-b64"));
+    refused_exactly(&checked(h.send(&[off], Request::get(&format!("/?jwt={decoded}")))), &msg("Invalid signature"));
+    // a secret that is not base64, with secret_is_base64
+    let t = jws(&json!({"alg": "HS256"}), &json!({"iss": "carol-plain"}), "HS256", b"not base64!");
+    refused_exactly(&checked(h.send(&[on], Request::get(&format!("/?jwt={t}")))), &msg("Invalid key/secret"));
+    // base64url secrets decode too (Kong maps - and _)
+    let mut c = consumers();
+    c[2]["jwt_secrets"] = json!([{"key": "carol-url", "secret": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw_secret)}]);
+    let f = h.configure(&json!({"consumers": c, "plugins": jwt(json!({"secret_is_base64": true}))}).to_string()).unwrap();
+    let t = jws(&json!({"alg": "HS256"}), &json!({"iss": "carol-url"}), "HS256", raw_secret);
+    assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={t}")))), "carol", Some("carol-url"));
+}
+
+#[test]
+fn secret_is_base64_makes_public_keys_unusable_as_in_kong() {
+    let t = token("RS256", "alice-RS256", json!({}));
+    refused_exactly(&run(jwt(json!({"secret_is_base64": true})), Request::get(&format!("/?jwt={t}"))), &msg("Invalid key/secret"));
+}
+
+#[test]
+fn registered_claims_against_the_host_clock() {
+    let config = json!({"claims_to_verify": ["exp", "nbf"]});
+    let t = |claims: Value| token("HS256", "alice-issuer", claims);
+    let now = NOW as i64;
+    let cases: Vec<(Value, Option<Value>)> = vec![
+        (json!({"exp": now + 10, "nbf": now - 10}), None),
+        (json!({"exp": now + 10, "nbf": now}), None),
+        (json!({"exp": now, "nbf": now - 10}), Some(json!({"exp": "token expired"}))),
+        (json!({"exp": now - 1, "nbf": now - 10}), Some(json!({"exp": "token expired"}))),
+        (json!({"exp": now + 10, "nbf": now + 1}), Some(json!({"nbf": "token not valid yet"}))),
+        (json!({"exp": now - 1, "nbf": now + 1}), Some(json!({"exp": "token expired", "nbf": "token not valid yet"}))),
+        (json!({"exp": "tomorrow", "nbf": now}), Some(json!({"exp": "must be a number"}))),
+        (json!({"nbf": now}), Some(json!({"exp": "must be a number"}))),
+        (json!({}), Some(json!({"exp": "must be a number", "nbf": "must be a number"}))),
+        (json!({"exp": (now + 10) as f64 + 0.5, "nbf": now}), None),
+    ];
+    for (claims, expected) in cases {
+        let ex = run(jwt(config.clone()), Request::get(&format!("/?jwt={}", t(claims.clone()))));
+        match expected {
+            None => assert_upstream_as(&ex, "alice", Some("alice-issuer")),
+            Some(body) => refused_exactly(&ex, &body.to_string()),
+        }
+    }
+    // without claims_to_verify nothing is checked
+    assert_upstream_as(&run(jwt(json!({})), Request::get(&format!("/?jwt={}", t(json!({"exp": 1}))))), "alice", Some("alice-issuer"));
+    // the clock is the host's
+    let mut h = host();
+    let f = h.configure(&jdoc(jwt(json!({"claims_to_verify": ["exp"]})))).unwrap();
+    let tok = t(json!({"exp": now + 60}));
+    assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={tok}")))), "alice", Some("alice-issuer"));
+    h.advance(Duration::from_secs(60));
+    refused_exactly(&checked(h.send(&[f], Request::get(&format!("/?jwt={tok}")))), r#"{"exp":"token expired"}"#);
+    h.set_time(UNIX_EPOCH + Duration::from_secs(NOW));
+    assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={tok}")))), "alice", Some("alice-issuer"));
+}
+
+#[test]
+fn maximum_expiration() {
+    let config = json!({"claims_to_verify": ["exp"], "maximum_expiration": 3600});
+    let t = |exp: u64| token("HS256", "alice-issuer", json!({"exp": exp}));
+    assert_upstream_as(&run(jwt(config.clone()), Request::get(&format!("/?jwt={}", t(NOW + 3600)))), "alice", Some("alice-issuer"));
+    refused_exactly(&run(jwt(config.clone()), Request::get(&format!("/?jwt={}", t(NOW + 3601)))), r#"{"exp":"exceeds maximum allowed expiration"}"#);
+    // an expired token says expired, not exceeded
+    refused_exactly(&run(jwt(config), Request::get(&format!("/?jwt={}", t(NOW - 1)))), r#"{"exp":"token expired"}"#);
+}
+
+#[test]
+fn preflight() {
+    let options = || Request::new("OPTIONS", "/");
+    let ex = run(jwt(json!({"run_on_preflight": false})), options());
+    assert_eq!(ex.status(), 200);
+    assert!(ex.upstream.is_some());
+    assert_eq!(run(jwt(json!({})), options()).status(), 401);
+}
+
+#[test]
+fn or_mode_falls_back_to_anonymous_on_every_failure() {
+    let config = json!({"anonymous": "anonymous_users", "claims_to_verify": ["exp"]});
+    for req in [
+        Request::get("/"),
+        Request::get("/?jwt=garbage"),
+        Request::get(&format!("/?jwt={}", token("HS256", "nobody", json!({"exp": NOW + 10})))),
+        Request::get(&format!("/?jwt={}", token("HS256", "alice-issuer", json!({"exp": NOW - 10})))),
+    ] {
+        let ex = run(jwt(config.clone()), req);
+        assert_upstream_as(&ex, "anonymous_users", None);
+        assert_eq!(ex.local_header("www-authenticate"), None);
+    }
+    let ok = token("HS256", "alice-issuer", json!({"exp": NOW + 10}));
+    assert_upstream_as(&run(jwt(config), Request::get(&format!("/?jwt={ok}"))), "alice", Some("alice-issuer"));
+}
+
+#[test]
+fn malformed_input_never_traps() {
+    let h = |v: &str| b64(v.as_bytes());
+    let long = "a".repeat(100_000);
+    let tokens: Vec<String> = vec![
+        format!("{}.{}.{}", h(&"[".repeat(10_000)), h("{}"), ""),
+        format!("{}.{}.{}", h(r#"{"alg":"RS256"}"#), h(r#"{"iss":"alice-RS256"}"#), b64(&[0xff; 256])),
+        format!("{}.{}.{}", h(r#"{"alg":"RS256"}"#), h(r#"{"iss":"alice-RS256"}"#), b64(&[0xff; 4096])),
+        format!("{}.{}.{}", h(r#"{"alg":"ES256"}"#), h(r#"{"iss":"alice-ES256"}"#), b64(&[0xff; 64])),
+        format!("{}.{}.{}", h(r#"{"alg":"EdDSA"}"#), h(r#"{"iss":"alice-EdDSA"}"#), b64(&[0xff; 64])),
+        format!("{}.{}.{}", h(r#"{"alg":"PS256"}"#), h(r#"{"iss":"alice-PS256"}"#), ""),
+        format!("{}.{}.x", h(r#"{"alg":"HS256"}"#), h(&format!(r#"{{"iss":"{long}"}}"#))),
+        "...".into(),
+        ".".repeat(10_000),
+        long.clone(),
+    ];
+    for t in tokens {
+        let ex = run(jwt(json!({})), Request::get(&format!("/?jwt={t}")));
+        assert_eq!(ex.status(), 401);
+    }
+    let ex = run(jwt(json!({"cookie_names": ["jwt"]})), Request::get("/").header_bytes("authorization", b"Bearer \xff\xfe").header_bytes("cookie", b"\xff=\xff;;;=;jwt"));
+    assert_eq!(ex.status(), 401);
+}
+
+#[test]
+fn tokens_and_secrets_are_never_logged() {
+    let t = token("HS256", "alice-issuer", json!({}));
+    let sig = t.rsplit_once('.').unwrap().1.to_string();
+    let ok = run(jwt(json!({})), Request::get(&format!("/?jwt={t}")));
+    let bad = run(jwt(json!({})), Request::get(&format!("/?jwt={t}x")));
+    for ex in [ok, bad] {
+        for line in &ex.logs {
+            assert!(!line.message.contains(&sig) && !line.message.contains(HS_SECRET), "{}", line.message);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AND / OR with key-auth (jwt 1450 runs before key-auth 1250).
+
+#[derive(Clone, Copy, Debug)]
+enum Cred {
+    None,
+    Good,
+    Bad,
+}
+
+/// jwt: bob's token; key-auth: alice's key.
+fn mixed(j: Cred, key: Cred) -> Request {
+    let mut r = Request::get("/");
+    let bob = jws(&json!({"alg": "HS256"}), &json!({"iss": "bob-issuer"}), "HS256", b"bob-jwt-secret");
+    match j {
+        Cred::Good => r = r.header("authorization", &bearer(&bob)),
+        Cred::Bad => r = r.header("authorization", &bearer(&format!("{bob}x"))),
+        Cred::None => {}
+    }
+    match key {
+        Cred::Good => r = r.header("apikey", "alice-key"),
+        Cred::Bad => r = r.header("apikey", "nope"),
+        Cred::None => {}
+    }
+    r
+}
+
+fn plugin(name: &str, anonymous: Option<&str>) -> Value {
+    match anonymous {
+        Some(a) => json!({"name": name, "config": {"anonymous": a}}),
+        None => json!({"name": name}),
+    }
+}
+
+/// One instance and a chain of one instance per plugin (priority order) must agree.
+fn both_ways(plugins: &[Value], req: Request) -> Exchange {
+    let mut h = host();
+    let single = h.configure(&jdoc(Value::Array(plugins.to_vec()))).unwrap();
+    let one = checked(h.send(&[single], req.clone().request_id(Some("r"))));
+    let mut h = host();
+    let chain: Vec<FilterId> = plugins.iter().map(|p| h.configure(&jdoc(json!([p]))).unwrap()).collect();
+    let split = checked(h.send(&chain, req.request_id(Some("r"))));
+    assert_eq!(
+        (one.status(), one.body_str(), one.local_header("www-authenticate"), identity(&one)),
+        (split.status(), split.body_str(), split.local_header("www-authenticate"), identity(&split))
+    );
+    one
+}
+
+#[test]
+fn and_table_with_key_auth() {
+    let plugins = [plugin("jwt", None), plugin("key-auth", None)];
+    let kong_error = |m: &str| json!({"message": m, "request_id": "r"}).to_string();
+    let table: Vec<(Cred, Cred, Result<(&str, &str), (String, &str)>)> = vec![
+        // all valid: the last in priority (key-auth) sets the identity
+        (Cred::Good, Cred::Good, Ok(("alice", ALICE_KEY_ID))),
+        (Cred::Good, Cred::None, Err((kong_error("No API key found in request"), "Key"))),
+        (Cred::Good, Cred::Bad, Err((kong_error("Unauthorized"), "Key"))),
+        (Cred::None, Cred::Good, Err((msg("Unauthorized"), "Bearer"))),
+        (Cred::Bad, Cred::Good, Err((msg("Invalid signature"), r#"Bearer error="invalid_token""#))),
+        (Cred::None, Cred::None, Err((msg("Unauthorized"), "Bearer"))),
+        (Cred::Bad, Cred::Bad, Err((msg("Invalid signature"), r#"Bearer error="invalid_token""#))),
+    ];
+    for (j, key, expected) in table {
+        let ex = both_ways(&plugins, mixed(j, key));
+        match expected {
+            Ok((user, cred)) => assert_upstream_as(&ex, user, Some(cred)),
+            Err((body, challenge)) => {
+                assert_eq!(ex.status(), 401, "{j:?} {key:?}");
+                assert_eq!(ex.body_str(), body, "{j:?} {key:?}");
+                assert_eq!(ex.local_header("www-authenticate").as_deref(), Some(challenge), "{j:?} {key:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn or_table_with_key_auth() {
+    let plugins = [plugin("jwt", Some("anonymous_users")), plugin("key-auth", Some("anonymous_users"))];
+    let table: Vec<(Cred, Cred, (&str, Option<&str>))> = vec![
+        // all valid: the first in priority (jwt) wins
+        (Cred::Good, Cred::Good, ("bob", Some("bob-issuer"))),
+        (Cred::Good, Cred::None, ("bob", Some("bob-issuer"))),
+        (Cred::Good, Cred::Bad, ("bob", Some("bob-issuer"))),
+        (Cred::None, Cred::Good, ("alice", Some(ALICE_KEY_ID))),
+        (Cred::Bad, Cred::Good, ("alice", Some(ALICE_KEY_ID))),
+        (Cred::None, Cred::None, ("anonymous_users", None)),
+        (Cred::Bad, Cred::Bad, ("anonymous_users", None)),
+    ];
+    for (j, key, (user, cred)) in table {
+        let ex = both_ways(&plugins, mixed(j, key));
+        assert_upstream_as(&ex, user, cred);
+        assert_eq!(ex.local_header("www-authenticate"), None);
+    }
+}
+
+#[test]
+fn mixed_and_or_with_key_auth() {
+    // jwt optional, key-auth mandatory: key-auth runs after a successful jwt and its identity wins
+    let plugins = [plugin("jwt", Some("anonymous_users")), plugin("key-auth", None)];
+    assert_upstream_as(&both_ways(&plugins, mixed(Cred::Good, Cred::Good)), "alice", Some(ALICE_KEY_ID));
+    assert_refused(&both_ways(&plugins, mixed(Cred::Good, Cred::None)), 401, "No API key found in request");
+    // jwt mandatory, key-auth optional: key-auth skips after jwt established a credential
+    let plugins = [plugin("jwt", None), plugin("key-auth", Some("anonymous_users"))];
+    assert_upstream_as(&both_ways(&plugins, mixed(Cred::Good, Cred::Bad)), "bob", Some("bob-issuer"));
+    assert_eq!(both_ways(&plugins, mixed(Cred::None, Cred::Good)).body_str(), msg("Unauthorized"));
+}
