@@ -34,6 +34,8 @@ lint: toolchain
 	$(CLIPPY)
 	cargo clippy --release --target $(WASM_TARGET) -p consumer-auth -- -D warnings
 	cargo fmt -p consumer-auth -p proxy-wasm-harness --check
+	cargo clippy -p consumer-auth-e2e --all-targets -- -D warnings
+	cargo fmt -p consumer-auth-e2e --check
 
 # Native unit tests of the engine (no proxy, no wasm).
 unit:

@@ -41,7 +41,8 @@ fn main() {
         use ed25519_dalek::pkcs8::EncodePublicKey;
         ed_key.verifying_key().to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap()
     };
-    let algorithms = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+    let algorithms =
+        ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
     let secrets: Vec<serde_json::Value> = algorithms
         .iter()
         .map(|alg| {
@@ -80,9 +81,15 @@ fn main() {
             "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key.clone()).sign(input).to_vec(),
             "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(rsa_key.clone()).sign(input).to_vec(),
             "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(rsa_key.clone()).sign(input).to_vec(),
-            "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec(),
-            "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec(),
-            "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec(),
+            "PS256" => {
+                rsa::pss::SigningKey::<sha2::Sha256>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec()
+            }
+            "PS384" => {
+                rsa::pss::SigningKey::<sha2::Sha384>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec()
+            }
+            "PS512" => {
+                rsa::pss::SigningKey::<sha2::Sha512>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec()
+            }
             "ES256" => {
                 let s: p256::ecdsa::Signature = p256_key.sign(input);
                 s.to_bytes().to_vec()
@@ -98,7 +105,11 @@ fn main() {
         }
     };
     let token = |alg: &str, key: &str| {
-        let input = format!("{}.{}", b64(json!({"alg": alg}).to_string().as_bytes()), b64(json!({"iss": key}).to_string().as_bytes()));
+        let input = format!(
+            "{}.{}",
+            b64(json!({"alg": alg}).to_string().as_bytes()),
+            b64(json!({"iss": key}).to_string().as_bytes())
+        );
         let sig = sign(alg, input.as_bytes());
         format!("{input}.{}", b64(&sig))
     };
@@ -122,7 +133,8 @@ fn main() {
     };
 
     let baseline = median_of(&token("HS256", "unknown-key"), 401);
-    let results: Vec<(&str, f64)> = algorithms.iter().map(|alg| (*alg, median_of(&token(alg, &format!("k-{alg}")), 200))).collect();
+    let results: Vec<(&str, f64)> =
+        algorithms.iter().map(|alg| (*alg, median_of(&token(alg, &format!("k-{alg}")), 200))).collect();
     let hs256 = results[0].1;
     println!("jwt verification through the harness, {n} requests per algorithm, median per request");
     println!("{:<8} {:>12} {:>10} {:>18} {:>16}", "alg", "median µs", "÷ HS256", "minus baseline µs", "÷ HS256 (net)");

@@ -607,7 +607,11 @@ fn parse_password_hash(s: &str, consumer_id: &str) -> Option<PasswordVerifier> {
     Some(PasswordVerifier::KongSha1 { digest, salt: consumer_id.to_string() })
 }
 
-fn build_plugins(raw: Vec<Value>, consumers: &ConsumerIndex, instance: &str) -> Result<(Vec<Slot>, Option<String>), ConfigError> {
+fn build_plugins(
+    raw: Vec<Value>,
+    consumers: &ConsumerIndex,
+    instance: &str,
+) -> Result<(Vec<Slot>, Option<String>), ConfigError> {
     let ctx = BuildContext { consumers };
     let mut slots: Vec<Slot> = Vec::new();
     // (name, scope) -> path of the first entry, for duplicate detection.

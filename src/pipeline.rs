@@ -213,7 +213,8 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
             Err(Halt::NeedBody) => return Outcome::NeedBody,
             Err(Halt::Reject(mut rejection)) => {
                 rejection.plugin = entry.name();
-                rejection.consumer = ctx.identity.consumer.as_ref().map(|c| c.username.clone().unwrap_or_else(|| c.id.clone()));
+                rejection.consumer =
+                    ctx.identity.consumer.as_ref().map(|c| c.username.clone().unwrap_or_else(|| c.id.clone()));
                 return Outcome::Reject(rejection);
             }
         }

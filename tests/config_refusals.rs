@@ -307,8 +307,15 @@ fn only_request_termination_may_be_scoped() {
 
 #[test]
 fn ids_must_be_canonical_uuids_and_realms_header_safe() {
-    for id in ["{0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77}", "0d4e8c5a6b3f4f7e9d513f0c8a1e2b77", "urn:uuid:0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77"] {
-        assert_eq!(refusal(&with_consumers(json!([{"username": "a", "id": id}]))), "consumers[0].id: expected a valid UUID");
+    for id in [
+        "{0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77}",
+        "0d4e8c5a6b3f4f7e9d513f0c8a1e2b77",
+        "urn:uuid:0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77",
+    ] {
+        assert_eq!(
+            refusal(&with_consumers(json!([{"username": "a", "id": id}]))),
+            "consumers[0].id: expected a valid UUID"
+        );
     }
     for realm in ["a\"b", "a\r\nX-Injected: 1", "back\\slash"] {
         assert_eq!(

@@ -46,7 +46,10 @@ fn hmac_auth_config() {
     );
     assert_eq!(p(json!({"algorithms": "hmac-sha256"})), "plugins[0].config.algorithms: expected an array");
     assert_eq!(p(json!({"enforce_headers": [1]})), "plugins[0].config.enforce_headers[0]: expected a string");
-    assert_eq!(p(json!({"validate_request_body": "yes"})), "plugins[0].config.validate_request_body: expected a boolean");
+    assert_eq!(
+        p(json!({"validate_request_body": "yes"})),
+        "plugins[0].config.validate_request_body: expected a boolean"
+    );
     assert_eq!(p(json!({"hide_credential": true})), "plugins[0].config.hide_credential: unknown field");
     assert_eq!(p(json!({"anonymous": "ghost"})), "plugins[0].config.anonymous: anonymous consumer 'ghost' not found");
     assert_eq!(
@@ -58,8 +61,14 @@ fn hmac_auth_config() {
 #[test]
 fn jwt_config() {
     let p = |c: Value| refusal(&plugin("jwt", c));
-    assert_eq!(p(json!({"claims_to_verify": ["exp", "iat"]})), "plugins[0].config.claims_to_verify[1]: expected one of: exp, nbf");
-    assert_eq!(p(json!({"maximum_expiration": -1})), "plugins[0].config.maximum_expiration: value should be between 0 and 31536000");
+    assert_eq!(
+        p(json!({"claims_to_verify": ["exp", "iat"]})),
+        "plugins[0].config.claims_to_verify[1]: expected one of: exp, nbf"
+    );
+    assert_eq!(
+        p(json!({"maximum_expiration": -1})),
+        "plugins[0].config.maximum_expiration: value should be between 0 and 31536000"
+    );
     assert_eq!(
         p(json!({"maximum_expiration": 31_536_001, "claims_to_verify": ["exp"]})),
         "plugins[0].config.maximum_expiration: value should be between 0 and 31536000"
@@ -85,9 +94,18 @@ fn hmac_credentials() {
     let c = |cred: Value| refusal(&with_credentials("hmacauth_credentials", cred));
     assert_eq!(c(json!({"secret": "s"})), "consumers[0].hmacauth_credentials[0].username: required field missing");
     assert_eq!(c(json!({"username": "u"})), "consumers[0].hmacauth_credentials[0].secret: required field missing");
-    assert_eq!(c(json!({"username": "", "secret": "s"})), "consumers[0].hmacauth_credentials[0].username: length must be at least 1");
-    assert_eq!(c(json!({"username": "u", "secret": ""})), "consumers[0].hmacauth_credentials[0].secret: length must be at least 1");
-    assert_eq!(c(json!({"username": "u", "secret": "s", "id": "x"})), "consumers[0].hmacauth_credentials[0].id: expected a valid UUID");
+    assert_eq!(
+        c(json!({"username": "", "secret": "s"})),
+        "consumers[0].hmacauth_credentials[0].username: length must be at least 1"
+    );
+    assert_eq!(
+        c(json!({"username": "u", "secret": ""})),
+        "consumers[0].hmacauth_credentials[0].secret: length must be at least 1"
+    );
+    assert_eq!(
+        c(json!({"username": "u", "secret": "s", "id": "x"})),
+        "consumers[0].hmacauth_credentials[0].id: expected a valid UUID"
+    );
     let dup = json!({"consumers": [
         {"username": "a", "hmacauth_credentials": [{"username": "u", "secret": "TOPSECRET"}]},
         {"username": "b", "hmacauth_credentials": [{"username": "u", "secret": "TOPSECRET"}]}
@@ -107,7 +125,10 @@ fn jwt_secrets() {
         "consumers[0].jwt_secrets[0].algorithm: expected one of: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
     );
     assert_eq!(c(json!({"key": "k"})), "consumers[0].jwt_secrets[0].secret: required field missing");
-    assert_eq!(c(json!({"key": "k", "algorithm": "HS512"})), "consumers[0].jwt_secrets[0].secret: required field missing");
+    assert_eq!(
+        c(json!({"key": "k", "algorithm": "HS512"})),
+        "consumers[0].jwt_secrets[0].secret: required field missing"
+    );
     assert_eq!(c(json!({"key": "k", "secret": ""})), "consumers[0].jwt_secrets[0].secret: length must be at least 1");
     for alg in ["RS256", "PS384", "ES256", "ES384", "EdDSA"] {
         assert_eq!(
@@ -141,8 +162,11 @@ fn jwt_secrets() {
     );
     // the well-formed P-256 key is accepted for ES256
     let mut h = host();
-    h.configure(&with_credentials("jwt_secrets", json!({"key": "k", "algorithm": "ES256", "rsa_public_key": ec_p256_pem})))
-        .unwrap();
+    h.configure(&with_credentials(
+        "jwt_secrets",
+        json!({"key": "k", "algorithm": "ES256", "rsa_public_key": ec_p256_pem}),
+    ))
+    .unwrap();
     let dup = json!({"consumers": [
         {"username": "a", "jwt_secrets": [{"key": "iss", "secret": "TOPSECRET"}]},
         {"username": "b", "jwt_secrets": [{"key": "iss", "secret": "TOPSECRET"}]}

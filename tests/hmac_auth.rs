@@ -430,7 +430,7 @@ fn signing_string_forms() {
         }
     }
     // the raw path is signed: a normalised spelling does not match
-    let sig = sign("hmac-sha256", ALICE_SECRET, &format!("@request-target: get /a/b?x=%41"));
+    let sig = sign("hmac-sha256", ALICE_SECRET, "@request-target: get /a/b?x=%41");
     let auth = authorization("alice-hmac", "hmac-sha256", "@request-target", &sig);
     assert_upstream_as(
         &run(hmac_auth(json!({})), Request::get("/a/b?x=%41").header("date", &date).header("authorization", &auth)),
@@ -687,7 +687,8 @@ fn both_ways(plugins: &[Value], req: Request) -> Exchange {
 fn and_table_with_key_auth() {
     let plugins = [plugin("key-auth", None), plugin("hmac-auth", None)];
     // (key, hmac) -> expected: Ok(username, credential) or Err(message, challenge)
-    let table: Vec<(Cred, Cred, Result<(&str, &str), (&str, &str)>)> = vec![
+    type Expected<'a> = Result<(&'a str, &'a str), (&'a str, &'a str)>;
+    let table: Vec<(Cred, Cred, Expected)> = vec![
         (Cred::Good, Cred::Good, Ok(("bob", "bob-hmac"))), // the last in priority sets the identity
         (Cred::Good, Cred::None, Err(("Unauthorized", "hmac"))),
         (Cred::Good, Cred::Bad, Err((NO_MATCH, "hmac"))),
@@ -711,7 +712,8 @@ fn and_table_with_key_auth() {
 #[test]
 fn or_table_with_key_auth() {
     let plugins = [plugin("key-auth", Some("anonymous_users")), plugin("hmac-auth", Some("anonymous_users"))];
-    let table: Vec<(Cred, Cred, (&str, Option<&str>))> = vec![
+    type Winner<'a> = (&'a str, Option<&'a str>);
+    let table: Vec<(Cred, Cred, Winner)> = vec![
         (Cred::Good, Cred::Good, ("alice", Some(ALICE_KEY_ID))), // the first in priority wins
         (Cred::Good, Cred::None, ("alice", Some(ALICE_KEY_ID))),
         (Cred::Good, Cred::Bad, ("alice", Some(ALICE_KEY_ID))),

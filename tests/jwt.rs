@@ -236,11 +236,19 @@ fn tokens_from_query_cookies_and_headers() {
         ("query jwt", Request::get(&format!("/?a=1&jwt={t}"))),
         ("query token", Request::get(&format!("/?token={t}"))),
         ("cookie", Request::get("/").header("cookie", &format!("a=1; session={t}; b=2"))),
-        ("second cookie name, second Cookie header", Request::get("/").header("cookie", "a=1").header("cookie", &format!("jwt_cookie={t}"))),
+        (
+            "second cookie name, second Cookie header",
+            Request::get("/").header("cookie", "a=1").header("cookie", &format!("jwt_cookie={t}")),
+        ),
         ("authorization", Request::get("/").header("authorization", &bearer(&t))),
         ("lowercase bearer", Request::get("/").header("authorization", &format!("bearer {t}"))),
         ("custom header, underscore as dash", Request::get("/").header("x-token", &bearer(&t))),
-        ("the same token everywhere counts once", Request::get(&format!("/?jwt={t}&token={t}&jwt={t}")).header("authorization", &bearer(&t)).header("cookie", &format!("session={t}"))),
+        (
+            "the same token everywhere counts once",
+            Request::get(&format!("/?jwt={t}&token={t}&jwt={t}"))
+                .header("authorization", &bearer(&t))
+                .header("cookie", &format!("session={t}")),
+        ),
         ("empty values are ignored", Request::get(&format!("/?jwt=&token={t}")).header("cookie", "session=")),
     ];
     for (what, req) in cases {
@@ -267,7 +275,10 @@ fn distinct_tokens_are_refused() {
         refused_exactly(&run(jwt(config.clone()), req), &msg("Multiple tokens provided"));
     }
     // only the first Authorization header counts (Kong's header table)
-    let ex = run(jwt(json!({})), Request::get("/").header("authorization", &bearer(&a)).header("authorization", &bearer(&b)));
+    let ex = run(
+        jwt(json!({})),
+        Request::get("/").header("authorization", &bearer(&a)).header("authorization", &bearer(&b)),
+    );
     assert_upstream_as(&ex, "alice", Some("alice-issuer"));
 }
 
@@ -318,17 +329,33 @@ fn the_key_claim() {
         (json!({}), hs(alg.clone(), json!({"iss": "nobody"})), msg("No credentials found for given 'iss'")),
         (json!({}), hs(alg.clone(), json!({"iss": 42})), msg("No credentials found for given 'iss'")),
         (json!({}), hs(alg.clone(), json!({"iss": null})), msg("No credentials found for given 'iss'")),
-        (json!({"key_claim_name": "kid"}), hs(alg.clone(), json!({"iss": "alice-issuer"})), msg("No mandatory 'kid' in claims")),
-        (json!({"key_claim_name": "kid"}), hs(json!({"alg": "HS256", "kid": "nobody"}), json!({})), msg("No credentials found for given 'kid'")),
+        (
+            json!({"key_claim_name": "kid"}),
+            hs(alg.clone(), json!({"iss": "alice-issuer"})),
+            msg("No mandatory 'kid' in claims"),
+        ),
+        (
+            json!({"key_claim_name": "kid"}),
+            hs(json!({"alg": "HS256", "kid": "nobody"}), json!({})),
+            msg("No credentials found for given 'kid'"),
+        ),
     ];
     for (config, t, body) in cases {
         refused_exactly(&run(jwt(config), Request::get(&format!("/?jwt={t}"))), &body);
     }
     // looked up in the claims, then in the JWT header
     let from_header = hs(json!({"alg": "HS256", "kid": "alice-issuer"}), json!({}));
-    assert_upstream_as(&run(jwt(json!({"key_claim_name": "kid"})), Request::get(&format!("/?jwt={from_header}"))), "alice", Some("alice-issuer"));
+    assert_upstream_as(
+        &run(jwt(json!({"key_claim_name": "kid"})), Request::get(&format!("/?jwt={from_header}"))),
+        "alice",
+        Some("alice-issuer"),
+    );
     let claims_first = hs(json!({"alg": "HS256", "kid": "nobody"}), json!({"kid": "alice-issuer"}));
-    assert_upstream_as(&run(jwt(json!({"key_claim_name": "kid"})), Request::get(&format!("/?jwt={claims_first}"))), "alice", Some("alice-issuer"));
+    assert_upstream_as(
+        &run(jwt(json!({"key_claim_name": "kid"})), Request::get(&format!("/?jwt={claims_first}"))),
+        "alice",
+        Some("alice-issuer"),
+    );
 }
 
 #[test]
@@ -366,28 +393,49 @@ fn every_algorithm_verifies_and_rejects_a_forged_signature() {
             "HS" => jws(&json!({"alg": alg}), &json!({"iss": key}), alg, b"another secret"),
             "RS" | "PS" => {
                 use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
-                let input = format!("{}.{}", b64(json!({"alg": alg}).to_string().as_bytes()), b64(json!({"iss": key}).to_string().as_bytes()));
+                let input = format!(
+                    "{}.{}",
+                    b64(json!({"alg": alg}).to_string().as_bytes()),
+                    b64(json!({"iss": key}).to_string().as_bytes())
+                );
                 let k = keys().rsa_other.clone();
                 let sig = match alg {
                     "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k).sign(input.as_bytes()).to_vec(),
                     "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(k).sign(input.as_bytes()).to_vec(),
                     "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k).sign(input.as_bytes()).to_vec(),
-                    "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k).sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes()).to_vec(),
-                    "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k).sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes()).to_vec(),
-                    _ => rsa::pss::SigningKey::<sha2::Sha512>::new(k).sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes()).to_vec(),
+                    "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k)
+                        .sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes())
+                        .to_vec(),
+                    "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k)
+                        .sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes())
+                        .to_vec(),
+                    _ => rsa::pss::SigningKey::<sha2::Sha512>::new(k)
+                        .sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes())
+                        .to_vec(),
                 };
                 format!("{input}.{}", b64(&sig))
             }
             "Ed" => {
                 use ed25519_dalek::Signer as _;
-                let input = format!("{}.{}", b64(json!({"alg": alg}).to_string().as_bytes()), b64(json!({"iss": key}).to_string().as_bytes()));
+                let input = format!(
+                    "{}.{}",
+                    b64(json!({"alg": alg}).to_string().as_bytes()),
+                    b64(json!({"iss": key}).to_string().as_bytes())
+                );
                 format!("{input}.{}", b64(&keys().ed25519_other.sign(input.as_bytes()).to_bytes()))
             }
             _ => {
                 // ES: a signature of zeroes and one of the wrong length
-                let input = format!("{}.{}", b64(json!({"alg": alg}).to_string().as_bytes()), b64(json!({"iss": key}).to_string().as_bytes()));
+                let input = format!(
+                    "{}.{}",
+                    b64(json!({"alg": alg}).to_string().as_bytes()),
+                    b64(json!({"iss": key}).to_string().as_bytes())
+                );
                 let len = if alg == "ES256" { 64 } else { 96 };
-                refused_exactly(&run(jwt(json!({})), Request::get(&format!("/?jwt={input}.{}", b64(&vec![1u8; len - 1])))), &msg("Invalid signature"));
+                refused_exactly(
+                    &run(jwt(json!({})), Request::get(&format!("/?jwt={input}.{}", b64(&vec![1u8; len - 1])))),
+                    &msg("Invalid signature"),
+                );
                 format!("{input}.{}", b64(&vec![0u8; len]))
             }
         };
@@ -398,7 +446,8 @@ fn every_algorithm_verifies_and_rejects_a_forged_signature() {
 #[test]
 fn an_rsa_key_in_pkcs1_pem_works_too() {
     let mut c = consumers();
-    c[2]["jwt_secrets"] = json!([{"key": "carol-rs", "algorithm": "RS256", "rsa_public_key": rsa_pkcs1_pem(&keys().rsa)}]);
+    c[2]["jwt_secrets"] =
+        json!([{"key": "carol-rs", "algorithm": "RS256", "rsa_public_key": rsa_pkcs1_pem(&keys().rsa)}]);
     let mut h = host();
     let f = h.configure(&json!({"consumers": c, "plugins": jwt(json!({}))}).to_string()).unwrap();
     let t = token("RS256", "carol-rs", json!({}));
@@ -410,7 +459,8 @@ fn secret_is_base64() {
     let raw_secret = b"\x00\x01binary secret\xff";
     let encoded = base64::engine::general_purpose::STANDARD.encode(raw_secret);
     let mut c = consumers();
-    c[2]["jwt_secrets"] = json!([{"key": "carol-b64", "secret": encoded}, {"key": "carol-plain", "secret": "not base64!"}]);
+    c[2]["jwt_secrets"] =
+        json!([{"key": "carol-b64", "secret": encoded}, {"key": "carol-plain", "secret": "not base64!"}]);
     let doc = |config: Value| json!({"consumers": c, "plugins": jwt(config)}).to_string();
     let mut h = host();
     let on = h.configure(&doc(json!({"secret_is_base64": true}))).unwrap();
@@ -426,8 +476,10 @@ fn secret_is_base64() {
     refused_exactly(&checked(h.send(&[on], Request::get(&format!("/?jwt={t}")))), &msg("Invalid key/secret"));
     // base64url secrets decode too (Kong maps - and _)
     let mut c = consumers();
-    c[2]["jwt_secrets"] = json!([{"key": "carol-url", "secret": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw_secret)}]);
-    let f = h.configure(&json!({"consumers": c, "plugins": jwt(json!({"secret_is_base64": true}))}).to_string()).unwrap();
+    c[2]["jwt_secrets"] =
+        json!([{"key": "carol-url", "secret": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw_secret)}]);
+    let f =
+        h.configure(&json!({"consumers": c, "plugins": jwt(json!({"secret_is_base64": true}))}).to_string()).unwrap();
     let t = jws(&json!({"alg": "HS256"}), &json!({"iss": "carol-url"}), "HS256", raw_secret);
     assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={t}")))), "carol", Some("carol-url"));
 }
@@ -435,7 +487,10 @@ fn secret_is_base64() {
 #[test]
 fn secret_is_base64_makes_public_keys_unusable_as_in_kong() {
     let t = token("RS256", "alice-RS256", json!({}));
-    refused_exactly(&run(jwt(json!({"secret_is_base64": true})), Request::get(&format!("/?jwt={t}"))), &msg("Invalid key/secret"));
+    refused_exactly(
+        &run(jwt(json!({"secret_is_base64": true})), Request::get(&format!("/?jwt={t}"))),
+        &msg("Invalid key/secret"),
+    );
 }
 
 #[test]
@@ -463,7 +518,11 @@ fn registered_claims_against_the_host_clock() {
         }
     }
     // without claims_to_verify nothing is checked
-    assert_upstream_as(&run(jwt(json!({})), Request::get(&format!("/?jwt={}", t(json!({"exp": 1}))))), "alice", Some("alice-issuer"));
+    assert_upstream_as(
+        &run(jwt(json!({})), Request::get(&format!("/?jwt={}", t(json!({"exp": 1}))))),
+        "alice",
+        Some("alice-issuer"),
+    );
     // the clock is the host's
     let mut h = host();
     let f = h.configure(&jdoc(jwt(json!({"claims_to_verify": ["exp"]})))).unwrap();
@@ -479,8 +538,15 @@ fn registered_claims_against_the_host_clock() {
 fn maximum_expiration() {
     let config = json!({"claims_to_verify": ["exp"], "maximum_expiration": 3600});
     let t = |exp: u64| token("HS256", "alice-issuer", json!({"exp": exp}));
-    assert_upstream_as(&run(jwt(config.clone()), Request::get(&format!("/?jwt={}", t(NOW + 3600)))), "alice", Some("alice-issuer"));
-    refused_exactly(&run(jwt(config.clone()), Request::get(&format!("/?jwt={}", t(NOW + 3601)))), r#"{"exp":"exceeds maximum allowed expiration"}"#);
+    assert_upstream_as(
+        &run(jwt(config.clone()), Request::get(&format!("/?jwt={}", t(NOW + 3600)))),
+        "alice",
+        Some("alice-issuer"),
+    );
+    refused_exactly(
+        &run(jwt(config.clone()), Request::get(&format!("/?jwt={}", t(NOW + 3601)))),
+        r#"{"exp":"exceeds maximum allowed expiration"}"#,
+    );
     // an expired token says expired, not exceeded
     refused_exactly(&run(jwt(config), Request::get(&format!("/?jwt={}", t(NOW - 1)))), r#"{"exp":"token expired"}"#);
 }
@@ -531,7 +597,12 @@ fn malformed_input_never_traps() {
         let ex = run(jwt(json!({})), Request::get(&format!("/?jwt={t}")));
         assert_eq!(ex.status(), 401);
     }
-    let ex = run(jwt(json!({"cookie_names": ["jwt"]})), Request::get("/").header_bytes("authorization", b"Bearer \xff\xfe").header_bytes("cookie", b"\xff=\xff;;;=;jwt"));
+    let ex = run(
+        jwt(json!({"cookie_names": ["jwt"]})),
+        Request::get("/")
+            .header_bytes("authorization", b"Bearer \xff\xfe")
+            .header_bytes("cookie", b"\xff=\xff;;;=;jwt"),
+    );
     assert_eq!(ex.status(), 401);
 }
 
@@ -601,7 +672,8 @@ fn both_ways(plugins: &[Value], req: Request) -> Exchange {
 fn and_table_with_key_auth() {
     let plugins = [plugin("jwt", None), plugin("key-auth", None)];
     let kong_error = |m: &str| json!({"message": m, "request_id": "r"}).to_string();
-    let table: Vec<(Cred, Cred, Result<(&str, &str), (String, &str)>)> = vec![
+    type Expected<'a> = Result<(&'a str, &'a str), (String, &'a str)>;
+    let table: Vec<(Cred, Cred, Expected)> = vec![
         // all valid: the last in priority (key-auth) sets the identity
         (Cred::Good, Cred::Good, Ok(("alice", ALICE_KEY_ID))),
         (Cred::Good, Cred::None, Err((kong_error("No API key found in request"), "Key"))),
@@ -627,7 +699,8 @@ fn and_table_with_key_auth() {
 #[test]
 fn or_table_with_key_auth() {
     let plugins = [plugin("jwt", Some("anonymous_users")), plugin("key-auth", Some("anonymous_users"))];
-    let table: Vec<(Cred, Cred, (&str, Option<&str>))> = vec![
+    type Winner<'a> = (&'a str, Option<&'a str>);
+    let table: Vec<(Cred, Cred, Winner)> = vec![
         // all valid: the first in priority (jwt) wins
         (Cred::Good, Cred::Good, ("bob", Some("bob-issuer"))),
         (Cred::Good, Cred::None, ("bob", Some("bob-issuer"))),

@@ -139,6 +139,7 @@ impl Bootstrap {
         }));
         json!({
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.admin_port } } },
+            "stats_config": stats_config(),
             "static_resources": {
                 "listeners": [{
                     "name": "main",
@@ -180,6 +181,19 @@ impl Bootstrap {
 
 /// Block-style YAML for a JSON value. Strings are JSON-quoted (valid YAML double-quoted
 /// scalars), except multi-line strings, which become `|-` literal blocks.
+/// consumer-auth's counters carry their label values in the stat name (the proxy-wasm ABI has no
+/// labels); these tag extractors turn them into Prometheus labels:
+/// `consumer_auth_requests_total{plugin="key-auth",outcome="authenticated"}`.
+pub fn stats_config() -> Value {
+    json!({
+        "stats_tags": [
+            { "tag_name": "plugin", "regex": "^wasmcustom\\.consumer_auth_requests_total(\\.plugin\\.([^.]+))" },
+            { "tag_name": "outcome",
+              "regex": "^wasmcustom\\.consumer_auth_\\w+_total(?:\\.plugin\\.[^.]+)?(\\.outcome\\.([^.]+))$" }
+        ]
+    })
+}
+
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     emit(value, 0, &mut out);

@@ -66,6 +66,62 @@ fn bad_configuration_is_refused_by_validate_and_at_start() {
     cases.finish();
 }
 
+const BODY_REFUSAL: &str = "not supported on Envoy: Envoy hands a wasm filter the request body only after the request \
+                            headers have gone upstream, so the consumer's identity could no longer be added";
+
+/// (configuration, the JSON path the refusal names): plugins that must read the request body.
+fn body_configs() -> Vec<(Value, &'static str)> {
+    vec![
+        (instance(json!([plugin("key-auth", json!({ "key_in_body": true }))])), "plugins[0].config.key_in_body"),
+        (
+            instance(json!([plugin("basic-auth", json!({})), plugin("key-auth", json!({ "key_in_body": true }))])),
+            "plugins[1].config.key_in_body",
+        ),
+        (
+            json!({ "consumers": [{ "username": "h", "hmacauth_credentials": [{ "username": "h", "secret": "s" }] }],
+                    "plugins": [{ "name": "hmac-auth", "config": { "validate_request_body": true } }] }),
+            "plugins[0].config.validate_request_body",
+        ),
+    ]
+}
+
+/// Envoy's proxy-wasm host turns a paused header callback into StopAllIterationAndWatermark: the
+/// filter gets the body only once it lets the headers continue, and then it can no longer change
+/// them. So a plugin that must read the body cannot work on Envoy, and the filter refuses it.
+#[test]
+fn plugins_reading_the_body_are_refused_on_envoy() {
+    let upstream = EchoServer::start();
+    let mut cases = Cases::new();
+    for (config, path) in body_configs() {
+        let expected = format!("consumer-auth: configuration refused: {path}: {BODY_REFUSAL}");
+        cases.run(&format!("envoy --mode validate refuses {path}"), || {
+            let (status, log) = envoy::validate(&with_chain(upstream.port, config.clone()));
+            assert!(!status.success(), "validate accepted {path}; log:\n{log}");
+            assert!(log.contains(&expected), "no `{expected}` in the log:\n{log}");
+        });
+        cases.run(&format!("a real start with {path} exits non-zero with the reason"), || {
+            match Envoy::try_start(&with_chain(upstream.port, config.clone())) {
+                Ok(envoy) => panic!("Envoy started with {path} on port {}", envoy.port),
+                Err(failure) => {
+                    let status = failure.status.expect("Envoy exits by itself");
+                    assert!(!status.success(), "exit status {status}");
+                    assert!(failure.log.contains(&expected), "no `{expected}` in the log:\n{}", failure.log);
+                }
+            }
+        });
+    }
+    cases.run("key_in_body: false and validate_request_body: false validate", || {
+        let config = json!({
+            "consumers": [{ "username": "h", "keyauth_credentials": [{ "key": "k" }],
+                            "hmacauth_credentials": [{ "username": "h", "secret": "s" }] }],
+            "plugins": [{ "name": "key-auth", "config": { "key_in_body": false } },
+                        { "name": "hmac-auth", "config": { "validate_request_body": false } }] });
+        let (status, log) = envoy::validate(&with_chain(upstream.port, config));
+        assert!(status.success(), "{log}");
+    });
+    cases.finish();
+}
+
 #[test]
 fn fail_closed_when_the_filter_cannot_run() {
     let upstream = EchoServer::start();

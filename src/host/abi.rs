@@ -76,6 +76,8 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(
         status_code: u32,
@@ -178,6 +180,20 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostErro
 
 pub fn is_cas_mismatch(e: HostError) -> bool {
     e.0 == CAS_MISMATCH
+}
+
+const METRIC_COUNTER: u32 = 0;
+
+pub fn define_counter(name: &str) -> Result<u32, HostError> {
+    let mut id = 0u32;
+    // SAFETY: pointer and length of a live str, valid out-pointer.
+    check(unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn increment_metric(id: u32, by: i64) -> Result<(), HostError> {
+    // SAFETY: plain values.
+    check(unsafe { proxy_increment_metric(id, by) })
 }
 
 /// Path segments are joined with NUL, as the ABI wants.

@@ -3,6 +3,7 @@
 //! needs, runs the pipeline, applies the outcome). Any host failure fails closed.
 
 mod abi;
+mod metrics;
 
 use std::rc::Rc;
 
@@ -11,7 +12,7 @@ use proxy_wasm::types::{Action, ContextType};
 
 use crate::config::Config;
 use crate::identity::{HeaderOp, HANDOFF_PROPERTY};
-use crate::pipeline::{self, Forward, LogLevel, Outcome, SharedError};
+use crate::pipeline::{self, Forward, LogLevel, Outcome, SharedError, Verdict};
 use crate::request::{Body, Header, Request};
 use crate::response::{self, Reason, Rejection};
 use crate::MAX_BODY_BYTES;
@@ -97,29 +98,18 @@ impl Context for FilterRoot {}
 
 impl RootContext for FilterRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let bytes = match abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size) {
-            Ok(b) => b,
-            Err(e) => {
-                log(
-                    LogLevel::Error,
-                    &format!("consumer-auth: configuration refused: cannot read it (host status {})", e.0),
-                );
-                return false;
-            }
-        };
-        match Config::parse(&bytes) {
-            Ok(config) if config.body_needed_by.is_some() && is_envoy() => {
-                let path = config.body_needed_by.as_deref().unwrap_or_default();
-                log(
-                    LogLevel::Error,
-                    &format!(
-                        "consumer-auth: configuration refused: {path}: not supported on Envoy: Envoy hands a wasm filter \
-                         the request body only after the request headers have gone upstream, so the consumer's identity \
-                         could no longer be added"
-                    ),
-                );
-                false
-            }
+        let loaded = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size)
+            .map_err(|e| format!("cannot read it (host status {})", e.0))
+            .and_then(|bytes| Config::parse(&bytes).map_err(|e| e.to_string()))
+            .and_then(|config| match &config.body_needed_by {
+                Some(path) if is_envoy() => Err(format!(
+                    "{path}: not supported on Envoy: Envoy hands a wasm filter the request body only after the \
+                     request headers have gone upstream, so the consumer's identity could no longer be added"
+                )),
+                _ => Ok(config),
+            });
+        metrics::configuration(loaded.is_ok());
+        match loaded {
             Ok(config) => {
                 log(
                     LogLevel::Info,
@@ -132,8 +122,8 @@ impl RootContext for FilterRoot {
                 self.config = Some(Rc::new(config));
                 true
             }
-            Err(e) => {
-                log(LogLevel::Error, &format!("consumer-auth: configuration refused: {e}"));
+            Err(reason) => {
+                log(LogLevel::Error, &format!("consumer-auth: configuration refused: {reason}"));
                 false
             }
         }
@@ -176,8 +166,11 @@ impl HttpContext for FilterRequest {
             Err(_) => return self.fail_closed("cannot read the request headers"),
         };
         self.handoff = abi::get_property(&[HANDOFF_PROPERTY]).ok().flatten();
-        let body =
-            if config.body_needed_by.is_some() && !end_of_stream && self.body_expected() { Body::Pending } else { Body::Empty };
+        let body = if config.body_needed_by.is_some() && !end_of_stream && self.body_expected() {
+            Body::Pending
+        } else {
+            Body::Empty
+        };
         self.decide(&config, body)
     }
 
@@ -251,10 +244,20 @@ impl FilterRequest {
         let outcome = pipeline::run(config, &request, self.handoff.as_deref(), &mut ProxyHost);
         drop(request);
         match outcome {
-            Outcome::Forward(forward) => match self.apply(forward, body) {
-                Ok(()) => Action::Continue,
-                Err(what) => self.fail_closed(what),
-            },
+            Outcome::Forward(forward) => {
+                let verdict = forward.verdict;
+                match self.apply(forward, body) {
+                    Ok(()) => {
+                        match verdict {
+                            Verdict::Passed => metrics::request("none", "passed"),
+                            Verdict::Authenticated(plugin) => metrics::request(plugin, "authenticated"),
+                            Verdict::Anonymous(plugin) => metrics::request(plugin, "anonymous"),
+                        }
+                        Action::Continue
+                    }
+                    Err(what) => self.fail_closed(what),
+                }
+            }
             Outcome::Reject(rejection) => self.reject(&rejection),
             Outcome::NeedBody => {
                 let declared = self
@@ -308,17 +311,27 @@ impl FilterRequest {
 
     fn reject(&self, rejection: &Rejection) -> Action {
         let request_id = self.request_id();
-        log(
-            LogLevel::Debug,
-            &format!(
-                "consumer-auth: request {} refused by {}: {} ({} {})",
-                request_id.as_deref().unwrap_or("-"),
-                if rejection.plugin.is_empty() { "consumer-auth" } else { rejection.plugin },
-                rejection.reason.as_str(),
-                rejection.status,
-                rejection.message()
-            ),
-        );
+        let plugin = if rejection.plugin.is_empty() { "consumer-auth" } else { rejection.plugin };
+        // Without a configuration (fail closed) the line is always written, as an error.
+        let level = match &self.config {
+            Some(config) => config.refusal_log_level,
+            None => Some(LogLevel::Error),
+        };
+        if let Some(level) = level {
+            // Never a secret: the message is one of the fixed texts, the consumer its name.
+            log(
+                level,
+                &format!(
+                    "consumer-auth: refused request_id={} plugin={plugin} reason={} status={} consumer={} message={:?}",
+                    request_id.as_deref().unwrap_or("-"),
+                    rejection.reason.as_str(),
+                    rejection.status,
+                    rejection.consumer.as_deref().unwrap_or("-"),
+                    rejection.message()
+                ),
+            );
+        }
+        metrics::request(plugin, rejection.reason.as_str());
         let local = response::render(rejection, self.header("accept"), request_id.as_deref());
         if abi::send_local_response(local.status, &local.headers, &local.body, "consumer_auth").is_err() {
             log(LogLevel::Error, "consumer-auth: could not send the local response");

@@ -569,7 +569,11 @@ impl AuthPlugin for Jwt {
             }
         }
         if !errors.is_empty() {
-            return Err(rejection(Body::JsonObject(Box::new(errors)), &self.challenge_invalid, Reason::InvalidCredentials));
+            return Err(rejection(
+                Body::JsonObject(Box::new(errors)),
+                &self.challenge_invalid,
+                Reason::InvalidCredentials,
+            ));
         }
         Ok(Authenticated { consumer: credential.consumer.clone(), credential: credential.key.clone() })
     }
