@@ -215,7 +215,7 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
                 rejection.plugin = entry.name();
                 rejection.consumer =
                     ctx.identity.consumer.as_ref().map(|c| c.username.clone().unwrap_or_else(|| c.id.clone()));
-                return Outcome::Reject(rejection);
+                return Outcome::Reject(*rejection);
             }
         }
     }
@@ -269,7 +269,7 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
                     ctx.verdict = Verdict::Anonymous(plugin.name());
                     Ok(())
                 }
-                None => Err(Halt::Reject(Rejection::kong(
+                None => Err(Halt::from(Rejection::kong(
                     500,
                     format!("anonymous consumer {anonymous} is configured but doesn't exist"),
                     Reason::AnonymousMissing,

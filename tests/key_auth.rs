@@ -369,7 +369,7 @@ fn http2_bodies_without_framing_headers_are_read() {
 fn key_in_body_is_refused_on_envoy() {
     let mut h = host();
     h.set_property("xds.node", b"\x0a\x04node");
-    let err = h.configure(&doc(key_auth(json!({"key_in_body": true})))).err().expect("refused");
+    let err = h.configure(&doc(key_auth(json!({"key_in_body": true})))).expect_err("refused");
     let line = err.logs.iter().find(|l| l.message.contains("configuration refused")).expect("a refusal line");
     assert!(
         line.message.starts_with(

@@ -55,9 +55,8 @@ fn no_secret_in_any_log_line_at_any_level() {
     let token = jwt(JWT_SECRET);
     let forged = jwt("not-the-secret");
     let signature = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(HMAC_SECRET, &format!("date: {NOW}")));
-    let hmac_header = |sig: &str| {
-        format!(r#"hmac username="dora-hmac", algorithm="hmac-sha256", headers="date", signature="{sig}""#)
-    };
+    let hmac_header =
+        |sig: &str| format!(r#"hmac username="dora-hmac", algorithm="hmac-sha256", headers="date", signature="{sig}""#);
     let basic_header = basic("dora-basic", PASSWORD);
     let wrong_basic = basic("dora-basic", &format!("{PASSWORD}x"));
     let requests = vec![

@@ -191,7 +191,7 @@ fn rate_limiting_runs_after_acl_and_before_termination() {
 fn configuration_refusals() {
     let refusal = |limit: Value| {
         let mut h = host();
-        h.configure(&doc(json!([{"name": "rate-limiting", "config": limit}]))).err().expect("refused").to_string()
+        h.configure(&doc(json!([{"name": "rate-limiting", "config": limit}]))).expect_err("refused").to_string()
     };
     assert!(refusal(json!({}))
         .contains("plugins[0].config: at least one of these fields must be non-empty: 'config.second'"));

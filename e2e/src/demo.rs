@@ -41,7 +41,15 @@ pub fn bootstrap(listener_port: u16, admin_port: u16, upstream_port: u16, wasm: 
         .route("/anon", [instance(json!([plugin("key-auth", json!({ "anonymous": ANONYMOUS.username }))]))])
         .route("/and", [instance(json!([plugin("key-auth", json!({})), plugin("basic-auth", json!({}))]))])
         .route("/or", [instance(Value::Array(or_plugins()))])
-        .route("/or-terminated", [instance(Value::Array(terminated))]);
+        .route("/or-terminated", [instance(Value::Array(terminated))])
+        .route(
+            "/limited",
+            [instance(json!([
+                plugin("key-auth", json!({ "anonymous": ANONYMOUS.username })),
+                plugin("rate-limiting", json!({ "minute": 100 })),
+                { "name": "rate-limiting", "consumer": ANONYMOUS.username, "config": { "minute": 5 } }
+            ]))],
+        );
     b.listener_port = listener_port;
     b.admin_port = admin_port;
     b.pretty_configs = true;
@@ -71,10 +79,19 @@ pub struct Step {
     pub title: String,
     pub request: Request,
     pub expect: Expect,
+    /// Response headers the client must see (rate-limiting's).
+    pub response_headers: Vec<(&'static str, String)>,
 }
 
 fn step(title: &str, request: Request, expect: Expect) -> Step {
-    Step { title: title.to_string(), request, expect }
+    Step { title: title.to_string(), request, expect, response_headers: Vec::new() }
+}
+
+impl Step {
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Step {
+        self.response_headers.push((name, value.into()));
+        self
+    }
 }
 
 fn rejected(status: u16, message: &'static str) -> Expect {
@@ -95,7 +112,7 @@ pub fn steps() -> Vec<Step> {
     let basic = |path: &str| Request::get(path).basic(ALICE.basic_user(), ALICE.basic_password());
     let both = |path: &str| key(path).basic(ALICE.basic_user(), ALICE.basic_password());
     let (key_id, basic_id) = (ALICE.key_id(), ALICE.basic_user());
-    vec![
+    let mut steps = vec![
         step("1. key-auth, no key", Request::get("/key"), rejected(401, "No API key found in request")),
         step("2. key-auth, alice's key", key("/key"), as_alice(key_id)),
         step("3. key-auth with anonymous = anonymous_users, no key", Request::get("/anon"), anonymous()),
@@ -123,7 +140,34 @@ pub fn steps() -> Vec<Step> {
         ),
         step("5. OR + request-termination, key only", key("/or-terminated"), as_alice(key_id)),
         step("5. OR + request-termination, basic only", basic("/or-terminated"), as_alice(basic_id)),
-    ]
+    ];
+    // 6. Why anonymous access exists: anonymous users get a low rate limit (5 a minute),
+    //    authenticated ones a higher one (100).
+    for remaining in (0..5).rev() {
+        steps.push(
+            step(
+                &format!("6. rate-limiting: anonymous, 5 a minute ({} left after this one)", remaining),
+                Request::get("/limited"),
+                anonymous(),
+            )
+            .with_header("x-ratelimit-limit-minute", "5")
+            .with_header("x-ratelimit-remaining-minute", remaining.to_string()),
+        );
+    }
+    steps.push(
+        step(
+            "6. rate-limiting: anonymous, the 6th in the minute",
+            Request::get("/limited"),
+            rejected(429, "API rate limit exceeded"),
+        )
+        .with_header("x-ratelimit-remaining-minute", "0"),
+    );
+    steps.push(
+        step("6. rate-limiting: alice has her own, higher limit", key("/limited"), as_alice(key_id))
+            .with_header("x-ratelimit-limit-minute", "100")
+            .with_header("x-ratelimit-remaining-minute", "99"),
+    );
+    steps
 }
 
 /// Why `response` is not what `expect` says (`None`: it is).
@@ -173,7 +217,12 @@ pub fn walkthrough(port: u16, out: &mut dyn Write) -> bool {
         let verdict = match step.request.try_send(port) {
             Ok(response) => {
                 print_response(&response, out);
-                check(&step.expect, &response)
+                check(&step.expect, &response).or_else(|| {
+                    step.response_headers.iter().find_map(|(name, want)| {
+                        let got = response.header(name);
+                        (got != Some(want.as_str())).then(|| format!("response {name}: expected {want:?}, got {got:?}"))
+                    })
+                })
             }
             Err(e) => Some(format!("request failed: {e}")),
         };
@@ -194,6 +243,11 @@ pub fn walkthrough(port: u16, out: &mut dyn Write) -> bool {
 
 fn print_response(response: &Response, out: &mut dyn Write) {
     let _ = writeln!(out, "<- {}", response.status);
+    for name in ["x-ratelimit-limit-minute", "x-ratelimit-remaining-minute", "ratelimit-reset", "retry-after"] {
+        if let Some(v) = response.header(name) {
+            let _ = writeln!(out, "   {name}: {v}");
+        }
+    }
     match response.upstream() {
         Some(up) => {
             let _ =

@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::bootstrap::Bootstrap;
 use crate::http::Request;
 
@@ -51,11 +53,11 @@ fn write_bootstrap(bootstrap: &Bootstrap) -> (PathBuf, PathBuf) {
     (dir, config)
 }
 
-fn command(config: &Path, dir: &Path, cwd: &Path) -> Command {
+fn command(config: &Path, dir: &Path, cwd: &Path, concurrency: u32, cpu: Option<usize>) -> Command {
     let mut cmd = Command::new(crate::envoy_bin());
     cmd.arg("-c")
         .arg(config)
-        .args(["--concurrency", "1", "--disable-hot-restart", "--log-level"])
+        .args(["--concurrency", &concurrency.to_string(), "--disable-hot-restart", "--log-level"])
         // E2E_ENVOY_LOG_LEVEL=debug (or trace) to see what Envoy and the filter do.
         .arg(std::env::var("E2E_ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
         .arg("--admin-address-path")
@@ -66,12 +68,33 @@ fn command(config: &Path, dir: &Path, cwd: &Path) -> Command {
     cmd.stdout(log.try_clone().expect("log handle")).stderr(log);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(cpu) = cpu {
+                pin_to_cpu(cpu)?;
+            }
             Ok(())
         });
     }
     cmd
+}
+
+/// Pin the calling process (and what it execs and spawns) to one CPU, as `taskset -c <cpu>` does.
+/// Async-signal-safe (usable between fork and exec).
+pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET bounds-checks nothing, so `cpu`
+    // is checked against the set's capacity first.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn read_log(dir: &Path) -> String {
@@ -86,19 +109,41 @@ impl Envoy {
     }
 
     pub fn try_start(bootstrap: &Bootstrap) -> Result<Envoy, StartFailure> {
+        Envoy::try_start_with_workers(bootstrap, 1)
+    }
+
+    /// Start with `workers` worker threads (`--concurrency`).
+    pub fn try_start_with_workers(bootstrap: &Bootstrap, workers: u32) -> Result<Envoy, StartFailure> {
         let (dir, config) = write_bootstrap(bootstrap);
-        Envoy::spawn(&config, dir, &crate::workspace_root())
+        Envoy::spawn(&config, dir, &crate::workspace_root(), workers, None, START_TIMEOUT)
+    }
+
+    /// Start with a bootstrap given as JSON (one [`Bootstrap`] cannot express), one worker, the
+    /// process pinned to `cpu` if given (like `taskset -c`), waiting up to `timeout` for `/ready`.
+    pub fn start_json(bootstrap: &Value, cpu: Option<usize>, timeout: Duration) -> Result<Envoy, StartFailure> {
+        let dir = temp_dir();
+        let config = dir.join("envoy.json");
+        std::fs::write(&config, serde_json::to_vec(bootstrap).expect("serialise")).expect("write the bootstrap");
+        Envoy::spawn(&config, dir, &crate::workspace_root(), 1, cpu, timeout)
     }
 
     /// Start with a bootstrap file as is (e.g. `envoy/demo.yaml`), from working directory `cwd`.
     pub fn start_file(config: &Path, cwd: &Path) -> Result<Envoy, StartFailure> {
-        Envoy::spawn(config, temp_dir(), cwd)
+        Envoy::spawn(config, temp_dir(), cwd, 1, None, START_TIMEOUT)
     }
 
-    fn spawn(config: &Path, dir: PathBuf, cwd: &Path) -> Result<Envoy, StartFailure> {
-        let child = command(config, &dir, cwd).spawn().unwrap_or_else(|e| panic!("cannot run Envoy: {e}"));
+    fn spawn(
+        config: &Path,
+        dir: PathBuf,
+        cwd: &Path,
+        workers: u32,
+        cpu: Option<usize>,
+        timeout: Duration,
+    ) -> Result<Envoy, StartFailure> {
+        let child =
+            command(config, &dir, cwd, workers, cpu).spawn().unwrap_or_else(|e| panic!("cannot run Envoy: {e}"));
         let mut envoy = Envoy { child, dir, port: 0, admin_port: 0 };
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = envoy.child.try_wait().expect("wait for Envoy") {
                 return Err(StartFailure { status: Some(status), log: envoy.log() });
@@ -134,6 +179,11 @@ impl Envoy {
         read_log(&self.dir)
     }
 
+    /// The Envoy process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether Envoy is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -162,7 +212,7 @@ impl Drop for Envoy {
 /// `envoy --mode validate` on `bootstrap`: exit status and output.
 pub fn validate(bootstrap: &Bootstrap) -> (ExitStatus, String) {
     let (dir, config) = write_bootstrap(bootstrap);
-    let mut cmd = command(&config, &dir, &crate::workspace_root());
+    let mut cmd = command(&config, &dir, &crate::workspace_root(), 1, None);
     cmd.args(["--mode", "validate"]);
     let status = run_with_timeout(cmd, START_TIMEOUT);
     let log = read_log(&dir);
@@ -173,7 +223,7 @@ pub fn validate(bootstrap: &Bootstrap) -> (ExitStatus, String) {
 /// `envoy --mode validate` on a bootstrap file (from the workspace root).
 pub fn validate_file(config: &Path) -> (ExitStatus, String) {
     let dir = temp_dir();
-    let mut cmd = command(config, &dir, &crate::workspace_root());
+    let mut cmd = command(config, &dir, &crate::workspace_root(), 1, None);
     cmd.args(["--mode", "validate"]);
     let status = run_with_timeout(cmd, START_TIMEOUT);
     let log = read_log(&dir);

@@ -80,5 +80,8 @@ fn request_mix_is_counted_by_plugin_and_outcome() {
     let refusals: Vec<&str> = log.lines().filter(|l| l.contains("consumer-auth: refused request_id=")).collect();
     assert_eq!(refusals.len(), 2 + 1 + 2 + 1, "{log}");
     assert!(refusals.iter().all(|l| !l.contains("wrong") && !l.contains(ALICE.key()) && !l.contains(BOB.key())));
-    assert!(refusals.iter().any(|l| l.contains("plugin=acl reason=acl_denied status=403 consumer=bob")), "{refusals:?}");
+    assert!(
+        refusals.iter().any(|l| l.contains("plugin=acl reason=acl_denied status=403 consumer=bob")),
+        "{refusals:?}"
+    );
 }

@@ -43,11 +43,11 @@ impl Acl {
 }
 
 fn unauthorized() -> Halt {
-    Halt::Reject(Rejection::kong(401, "Unauthorized", Reason::AclDenied))
+    Halt::from(Rejection::kong(401, "Unauthorized", Reason::AclDenied))
 }
 
 fn forbidden() -> Halt {
-    Halt::Reject(Rejection::kong(403, "You cannot consume this service", Reason::AclDenied))
+    Halt::from(Rejection::kong(403, "You cannot consume this service", Reason::AclDenied))
 }
 
 impl Plugin for Acl {

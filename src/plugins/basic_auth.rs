@@ -51,7 +51,7 @@ impl BasicAuth {
     }
 
     fn unauthorized(&self) -> Halt {
-        Halt::Reject(Rejection::kong(401, "Unauthorized", Reason::InvalidCredentials).with_challenge(&self.challenge))
+        Halt::from(Rejection::kong(401, "Unauthorized", Reason::InvalidCredentials).with_challenge(&self.challenge))
     }
 
     /// Kong's `retrieve_credentials`: parse one header; with hide_credentials the header is

@@ -173,7 +173,7 @@ impl HmacAuth {
     }
 
     fn reject(&self, message: &'static str, reason: Reason) -> Halt {
-        Halt::Reject(Rejection::kong(401, message, reason).with_challenge(&self.challenge))
+        Halt::from(Rejection::kong(401, message, reason).with_challenge(&self.challenge))
     }
 
     /// Kong's `validate_clock_skew` for one header.

@@ -388,7 +388,7 @@ impl Jwt {
 fn rejection(body: Body, challenge: &str, reason: Reason) -> Halt {
     let mut r = Rejection::kong(401, "", reason).with_challenge(challenge);
     r.body = body;
-    Halt::Reject(r)
+    Halt::from(r)
 }
 
 /// nginx's `$cookie_<name>`: the first cookie of that name (compared case-insensitively) in

@@ -93,7 +93,7 @@ impl KeyAuth {
     }
 
     fn reject(&self, message: &'static str, reason: Reason) -> Halt {
-        Halt::Reject(Rejection::kong(401, message, reason).with_challenge(&self.challenge))
+        Halt::from(Rejection::kong(401, message, reason).with_challenge(&self.challenge))
     }
 
     /// Kong's lookup: for each key name, header then query then body; the first value found

@@ -38,15 +38,15 @@ pub enum Support {
 /// Why a step could not finish with what the request carries so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Halt {
-    /// Answer the request now.
-    Reject(Rejection),
+    /// Answer the request now (boxed: a rejection is large and the happy path carries none).
+    Reject(Box<Rejection>),
     /// The step needs the request body, which has not been read yet.
     NeedBody,
 }
 
 impl From<Rejection> for Halt {
     fn from(r: Rejection) -> Self {
-        Halt::Reject(r)
+        Halt::Reject(Box::new(r))
     }
 }
 

@@ -308,7 +308,7 @@ impl Plugin for RateLimiting {
             Some(_) => {
                 let mut rejection = Rejection::kong(self.error_code, self.error_message.clone(), Reason::RateLimited);
                 rejection.headers = headers;
-                Err(Halt::Reject(rejection))
+                Err(Halt::from(rejection))
             }
         }
     }

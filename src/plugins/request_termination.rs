@@ -99,6 +99,6 @@ impl Plugin for RequestTermination {
                 return Ok(());
             }
         }
-        Err(Halt::Reject(self.rejection.clone()))
+        Err(Halt::from(self.rejection.clone()))
     }
 }
