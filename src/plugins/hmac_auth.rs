@@ -151,6 +151,7 @@ impl HmacAuth {
             }
         }
         ctx.check_anonymous(&raw.anonymous, path)?;
+        crate::config::check_realm(&raw.realm, path)?;
         let challenge = match &raw.realm {
             Some(realm) => format!("hmac realm=\"{realm}\""),
             None => "hmac".to_string(),

@@ -324,6 +324,7 @@ impl Jwt {
             ));
         }
         ctx.check_anonymous(&raw.anonymous, path)?;
+        crate::config::check_realm(&raw.realm, path)?;
         let challenge = match &raw.realm {
             Some(realm) => format!("Bearer realm=\"{realm}\""),
             None => "Bearer".to_string(),

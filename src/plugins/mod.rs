@@ -31,8 +31,6 @@ pub enum Support {
     Auth,
     /// Any other plugin (see [`scopable`] for which may be scoped to a consumer).
     Other,
-    /// Kong has it; this filter does not implement it yet.
-    Planned,
 }
 
 /// Why a step could not finish with what the request carries so far.

@@ -391,10 +391,7 @@ fn parse_wrk(out: &str) -> Option<Run> {
 
 fn wrk(settings: &Settings, seconds: u64, port: u16, case: &Case, n: usize) -> Run {
     let mut cmd = Command::new("wrk");
-    cmd.arg("-t1")
-        .arg(format!("-c{}", settings.connections))
-        .arg(format!("-d{seconds}s"))
-        .arg("--latency");
+    cmd.arg("-t1").arg(format!("-c{}", settings.connections)).arg(format!("-d{seconds}s")).arg("--latency");
     for (name, value) in case.headers(n) {
         cmd.arg("-H").arg(format!("{name}: {value}"));
     }
@@ -405,11 +402,16 @@ fn wrk(settings: &Settings, seconds: u64, port: u16, case: &Case, n: usize) -> R
             cmd.pre_exec(|| pin_to_cpu(WRK_CPU));
         }
     }
-    let output = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run wrk ({e}): install it (`make bench` does: apt-get install -y wrk)")
-    });
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run wrk ({e}): install it (`make bench` does: apt-get install -y wrk)"));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "wrk failed: {}\n{stdout}{}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "wrk failed: {}\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     let run = parse_wrk(&stdout).unwrap_or_else(|| panic!("cannot parse wrk's output:\n{stdout}"));
     let expected_non_2xx = if case.status == 200 { 0 } else { run.requests };
     assert_eq!(
@@ -497,7 +499,13 @@ fn start_set(n: usize, settings: &Settings) -> Set {
         let r = req.send(envoy.port);
         assert_eq!(r.status, case.status, "{} ({n} consumers): {}", case.name, r.text());
         let r = Request::get(case.path).send(envoy.port);
-        assert_eq!(r.status, case.without_credential, "{} ({n} consumers) without a credential: {}", case.name, r.text());
+        assert_eq!(
+            r.status,
+            case.without_credential,
+            "{} ({n} consumers) without a credential: {}",
+            case.name,
+            r.text()
+        );
     }
     let (host_calls, harness_configure) = host_calls(&instances, n);
     Set {
@@ -629,7 +637,10 @@ fn report(sets: &[Set], settings: &Settings, started: SystemTime, elapsed: Durat
         }
     }
     let _ = writeln!(out, "\nConfiguration cost:\n");
-    let _ = writeln!(out, "| consumers | bootstrap | Envoy start to ready | Envoy RSS | harness configure (one instance) |");
+    let _ = writeln!(
+        out,
+        "| consumers | bootstrap | Envoy start to ready | Envoy RSS | harness configure (one instance) |"
+    );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
     for set in sets {
         let _ = writeln!(
