@@ -6,19 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// Configure `config` and return the refusal line the filter logged.
-fn refusal(config: &str) -> String {
-    let mut h = host();
-    let err = match h.configure(config) {
-        Ok(_) => panic!("configuration accepted: {config}"),
-        Err(e) => e,
-    };
-    let lines: Vec<_> =
-        err.logs.iter().filter(|l| l.message.starts_with("consumer-auth: configuration refused: ")).collect();
-    assert_eq!(lines.len(), 1, "exactly one refusal line: {:?}", err.logs);
-    lines[0].message.trim_start_matches("consumer-auth: configuration refused: ").to_string()
-}
-
 fn with_consumers(consumers: Value) -> String {
     json!({"consumers": consumers, "plugins": []}).to_string()
 }

@@ -556,18 +556,7 @@ pub fn parse_http_date(value: &[u8]) -> Option<u64> {
     if day > max_day {
         return None;
     }
-    Some(days_from_civil(year, month + 1, day) * 86_400 + hour * 3600 + min * 60 + sec)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (year >= 1970, month 1..=12).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    Some(crate::time::days_from_civil(year, month + 1, day) * 86_400 + hour * 3600 + min * 60 + sec)
 }
 
 #[cfg(test)]

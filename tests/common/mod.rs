@@ -126,3 +126,17 @@ pub fn assert_refused(ex: &Exchange, status: u16, msg: &str) {
     assert_eq!(ex.status(), status, "body: {}", ex.body_str());
     assert_eq!(message(ex), msg);
 }
+
+/// Configure `config`, which must be refused, and return the one refusal line the filter logged
+/// (without its `consumer-auth: configuration refused: ` prefix).
+pub fn refusal(config: &str) -> String {
+    let mut h = host();
+    let err = match h.configure(config) {
+        Ok(_) => panic!("configuration accepted: {config}"),
+        Err(e) => e,
+    };
+    let lines: Vec<_> =
+        err.logs.iter().filter(|l| l.message.starts_with("consumer-auth: configuration refused: ")).collect();
+    assert_eq!(lines.len(), 1, "exactly one refusal line: {:?}", err.logs);
+    lines[0].message.trim_start_matches("consumer-auth: configuration refused: ").to_string()
+}

@@ -98,7 +98,7 @@ fn hmac(args: &Args) -> Result<String, String> {
     let protocol = args.get("--protocol").unwrap_or("HTTP/1.1");
     let date = match args.get("--date") {
         Some(d) => d.to_string(),
-        None => http_date(args.now()?),
+        None => consumer_auth::time::http_date(args.now()?),
     };
     let body = match (args.get("--body"), args.get("--body-file")) {
         (Some(b), _) => Some(b.as_bytes().to_vec()),
@@ -227,30 +227,11 @@ fn jwt(args: &Args) -> Result<String, String> {
     Ok(format!("{input}.{}", b64url(&signature)))
 }
 
-/// IMF-fixdate of unix seconds `t`.
-fn http_date(t: u64) -> String {
-    let days = t / 86_400;
-    let secs = t % 86_400;
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let weekday = WEEKDAYS.get((days % 7) as usize).copied().unwrap_or("Thu");
-    let month = MONTHS.get((m - 1) as usize).copied().unwrap_or("Jan");
-    format!("{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} GMT", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use consumer_auth::time::http_date;
 
+    /// The Date the helper sends is one the filter parses back to the same instant.
     #[test]
     fn dates() {
         assert_eq!(http_date(1_767_225_600), "Thu, 01 Jan 2026 00:00:00 GMT");
