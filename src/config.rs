@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::consumers::{
-    self, BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, KeyCredential, PasswordVerifier,
+    self, BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, JwtMaterial, KeyCredential,
+    PasswordVerifier,
 };
 use crate::pipeline::LogLevel;
 use crate::plugins::{self, Configured};
@@ -180,15 +181,57 @@ fn kong_type_name(serde_expected: &str) -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
 struct RawDocument {
-    #[serde(default)]
-    consumers: Vec<Value>,
+    consumers: Option<Vec<Value>>,
+    /// Read consumers from this shared store instead of `consumers`.
+    consumer_store: Option<String>,
+    /// Fill a shared store (from `consumers` given here, or from a remote source).
+    store: Option<Value>,
     #[serde(default)]
     plugins: Vec<Value>,
     /// Level of the one log line written per refused request: `debug`, `info` (default),
     /// `warn`, `error` or `off`.
     refusal_log_level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    name: String,
+    consumers: Option<Vec<Value>>,
+    source: Option<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    upstream: String,
+    authority: Option<String>,
+    #[serde(default = "default_source_path")]
+    path: String,
+    #[serde(default = "default_refresh_seconds")]
+    refresh_seconds: u64,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_source_path() -> String {
+    "/".into()
+}
+
+fn default_refresh_seconds() -> u64 {
+    30
+}
+
+fn default_timeout_ms() -> u64 {
+    5000
+}
+
+/// A consumers document as a remote source serves it: only `consumers` is read.
+#[derive(Debug, Deserialize)]
+struct RawConsumersDocument {
+    #[serde(default)]
+    consumers: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,20 +343,56 @@ pub struct Slot {
     pub name: &'static str,
     pub priority: u32,
     pub unscoped: Option<Configured>,
-    /// Consumer id -> the entry scoped to that consumer (replaces the unscoped one for them).
+    /// Consumer id (or, with a consumer store, the id or username as written) -> the entry scoped
+    /// to that consumer (replaces the unscoped one for them).
     pub scoped: HashMap<String, Configured>,
 }
 
 impl Slot {
     /// The entry that applies to the consumer identified so far.
     pub fn entry_for(&self, consumer: Option<&Consumer>) -> Option<&Configured> {
-        consumer.and_then(|c| self.scoped.get(&c.id)).or(self.unscoped.as_ref())
+        consumer
+            .and_then(|c| self.scoped.get(&c.id).or_else(|| c.username.as_ref().and_then(|u| self.scoped.get(u))))
+            .or(self.unscoped.as_ref())
     }
+}
+
+/// Where a filter instance finds its consumers.
+pub enum ConsumerSource {
+    Inline(Box<ConsumerIndex>),
+    /// A shared consumer store, by name (`consumer_store`).
+    Store(String),
+}
+
+/// A store this document fills (`store`).
+pub struct StoreDefinition {
+    pub name: String,
+    pub content: StoreContent,
+}
+
+pub enum StoreContent {
+    /// Consumers given in the document, validated; `digest` identifies the content.
+    Inline { index: Box<ConsumerIndex>, digest: String },
+    /// Fetched over HTTP and refreshed.
+    Remote(RemoteSource),
+}
+
+/// An HTTP endpoint serving a consumers document (`{"consumers": [...]}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSource {
+    /// Envoy: a cluster name; Kong: `host:port`.
+    pub upstream: String,
+    pub authority: String,
+    pub path: String,
+    pub refresh_seconds: u64,
+    pub timeout_ms: u64,
 }
 
 /// A validated configuration, immutable and shared by every request of one filter instance.
 pub struct Config {
-    pub consumers: ConsumerIndex,
+    pub consumers: ConsumerSource,
+    /// The store this document fills, if any.
+    pub store: Option<StoreDefinition>,
     /// Plugins in Kong priority order (highest first).
     pub slots: Vec<Slot>,
     /// The JSON path of the first setting that makes a plugin read the request body, if any.
@@ -324,14 +403,16 @@ pub struct Config {
 
 /// What a plugin's builder may consult.
 pub struct BuildContext<'a> {
-    pub consumers: &'a ConsumerIndex,
+    /// The document's consumers; `None` with a consumer store, whose content is only known at
+    /// request time (a missing anonymous consumer is then a 500).
+    pub consumers: Option<&'a ConsumerIndex>,
 }
 
 impl BuildContext<'_> {
     /// Validate an `anonymous` reference (by id, then username).
     pub fn check_anonymous(&self, anonymous: &Option<String>, path: &str) -> Result<(), ConfigError> {
-        match anonymous {
-            Some(a) if self.consumers.by_reference(a).is_none() => {
+        match (anonymous, self.consumers) {
+            (Some(a), Some(consumers)) if consumers.by_reference(a).is_none() => {
                 Err(ConfigError::new(join_path(path, "anonymous"), ErrorKind::AnonymousNotFound(a.clone())))
             }
             _ => Ok(()),
@@ -345,10 +426,24 @@ impl Config {
         let value: Value =
             serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
         let doc: RawDocument = parse_section(value, "")?;
-        let consumers = build_consumers(doc.consumers)?;
+        let consumers = match (doc.consumers, doc.consumer_store) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("", ErrorKind::OnlyOneOf("'consumers', 'consumer_store'")));
+            }
+            (_, Some(name)) => {
+                check_store_name(&name, "consumer_store")?;
+                ConsumerSource::Store(name)
+            }
+            (raw, None) => ConsumerSource::Inline(Box::new(build_consumers(raw.unwrap_or_default(), "consumers")?)),
+        };
+        let store = doc.store.map(build_store).transpose()?;
         // Names this document's counters in shared data (rate-limiting): the same on every worker.
         let instance = hex::encode(consumers::sha256(json).get(..8).unwrap_or_default());
-        let (slots, body_needed_by) = build_plugins(doc.plugins, &consumers, &instance)?;
+        let inline = match &consumers {
+            ConsumerSource::Inline(index) => Some(&**index),
+            ConsumerSource::Store(_) => None,
+        };
+        let (slots, body_needed_by) = build_plugins(doc.plugins, inline, &instance)?;
         let refusal_log_level = match doc.refusal_log_level.as_deref() {
             None | Some("info") => Some(LogLevel::Info),
             Some("debug") => Some(LogLevel::Debug),
@@ -362,8 +457,69 @@ impl Config {
                 ))
             }
         };
-        Ok(Config { consumers, slots, body_needed_by, refusal_log_level })
+        Ok(Config { consumers, store, slots, body_needed_by, refusal_log_level })
     }
+
+    /// The number of consumers the document holds (a consumer store's are not counted).
+    pub fn inline_consumers(&self) -> usize {
+        match &self.consumers {
+            ConsumerSource::Inline(index) => index.len(),
+            ConsumerSource::Store(_) => 0,
+        }
+    }
+}
+
+/// Parse and validate a consumers document (`{"consumers": [...]}`, other top-level fields
+/// ignored) as a remote source serves it.
+pub fn parse_consumers_document(json: &[u8]) -> Result<ConsumerIndex, ConfigError> {
+    let doc: RawConsumersDocument =
+        serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
+    build_consumers(doc.consumers, "consumers")
+}
+
+/// Store names become part of shared-data keys.
+fn check_store_name(name: &str, path: &str) -> Result<(), ConfigError> {
+    if plugins::valid_header_name(name) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(path, ErrorKind::Rule("a store name is made of A-Z, a-z, 0-9, '_' and '-'")))
+    }
+}
+
+fn build_store(value: Value) -> Result<StoreDefinition, ConfigError> {
+    let raw: RawStore = parse_section(value, "store")?;
+    check_store_name(&raw.name, "store.name")?;
+    let content = match (raw.consumers, raw.source) {
+        (Some(consumers), None) => {
+            let digest =
+                hex::encode(consumers::sha256(serde_json::to_string(&consumers).unwrap_or_default().as_bytes()));
+            StoreContent::Inline { index: Box::new(build_consumers(consumers, "store.consumers")?), digest }
+        }
+        (None, Some(s)) => {
+            if s.refresh_seconds == 0 {
+                return Err(ConfigError::new(
+                    "store.source.refresh_seconds",
+                    ErrorKind::Rule("value must be greater than 0"),
+                ));
+            }
+            if s.upstream.is_empty() {
+                return Err(ConfigError::new("store.source.upstream", ErrorKind::Empty));
+            }
+            if !s.path.starts_with('/') {
+                return Err(ConfigError::new("store.source.path", ErrorKind::Rule("must start with '/'")));
+            }
+            let authority = s.authority.unwrap_or_else(|| s.upstream.clone());
+            StoreContent::Remote(RemoteSource {
+                upstream: s.upstream,
+                authority,
+                path: s.path,
+                refresh_seconds: s.refresh_seconds,
+                timeout_ms: s.timeout_ms,
+            })
+        }
+        _ => return Err(ConfigError::new("store", ErrorKind::ExactlyOneOf("'consumers', 'source'"))),
+    };
+    Ok(StoreDefinition { name: raw.name, content })
 }
 
 /// Only the canonical hyphenated form (what Kong stores and sends in `X-Consumer-ID`).
@@ -410,7 +566,7 @@ impl<K: std::hash::Hash + Eq> Seen<K> {
     }
 }
 
-fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
+fn build_consumers(raw: Vec<Value>, at_path: &str) -> Result<ConsumerIndex, ConfigError> {
     let mut index = ConsumerIndex::default();
     let mut ids = Seen::new("id", true);
     let mut usernames = Seen::new("username", true);
@@ -422,7 +578,7 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
     let mut jwt_keys = Seen::new("key", true);
 
     for (ci, value) in raw.into_iter().enumerate() {
-        let at = format!("consumers[{ci}]");
+        let at = format!("{at_path}[{ci}]");
         let owner = at.clone();
         let c: RawConsumer = parse_section(value, &at)?;
         let username = c.username.filter(|u| !u.is_empty());
@@ -579,7 +735,14 @@ fn build_consumers(raw: Vec<Value>) -> Result<ConsumerIndex, ConfigError> {
                             ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::Rule(why))
                         }
                     })?;
-            index.insert_jwt(JwtCredential { key: j.key.clone(), consumer: Rc::clone(&consumer), algorithm, verifier });
+            let material = JwtMaterial { secret: j.secret.clone(), rsa_public_key: j.rsa_public_key.clone() };
+            index.insert_jwt(JwtCredential {
+                key: j.key.clone(),
+                consumer: Rc::clone(&consumer),
+                algorithm,
+                verifier,
+                material,
+            });
         }
     }
     Ok(index)
@@ -605,7 +768,7 @@ fn parse_password_hash(s: &str, consumer_id: &str) -> Option<PasswordVerifier> {
 
 fn build_plugins(
     raw: Vec<Value>,
-    consumers: &ConsumerIndex,
+    consumers: Option<&ConsumerIndex>,
     instance: &str,
 ) -> Result<(Vec<Slot>, Option<String>), ConfigError> {
     let ctx = BuildContext { consumers };
@@ -624,9 +787,13 @@ fn build_plugins(
             Some(_) if !plugins::scopable(&entry.name) => {
                 return Err(ConfigError::new(format!("{at}.consumer"), ErrorKind::NotScopable(entry.name.clone())));
             }
-            Some(reference) => Some(consumers.by_reference(reference).map(|c| c.id.clone()).ok_or_else(|| {
-                ConfigError::new(format!("{at}.consumer"), ErrorKind::ConsumerNotFound(reference.clone()))
-            })?),
+            // With a consumer store the reference is matched at request time (id or username).
+            Some(reference) => Some(match consumers {
+                None => reference.clone(),
+                Some(consumers) => consumers.by_reference(reference).map(|c| c.id.clone()).ok_or_else(|| {
+                    ConfigError::new(format!("{at}.consumer"), ErrorKind::ConsumerNotFound(reference.clone()))
+                })?,
+            }),
         };
         if let Some(other) = seen.get(&(entry.name.clone(), scope.clone())) {
             return Err(ConfigError::new(at, ErrorKind::DuplicatePlugin { name: entry.name, other: other.clone() }));
@@ -717,7 +884,7 @@ mod tests {
         .unwrap();
         let names: Vec<_> = c.slots.iter().map(|s| s.name).collect();
         assert_eq!(names, ["key-auth", "acl", "request-termination"]);
-        assert_eq!(c.consumers.len(), 2);
+        assert_eq!(c.inline_consumers(), 2);
     }
 
     #[test]

@@ -109,6 +109,21 @@ pub struct JwtCredential {
     pub consumer: Rc<Consumer>,
     pub algorithm: crate::plugins::jwt::Algorithm,
     pub verifier: crate::plugins::jwt::VerifyingKey,
+    /// The secret / public key as written, for writing the credential to a consumer store.
+    pub material: JwtMaterial,
+}
+
+/// What a jwt secret was built from. `Debug` shows neither.
+#[derive(Clone, Default)]
+pub struct JwtMaterial {
+    pub secret: Option<String>,
+    pub rsa_public_key: Option<String>,
+}
+
+impl std::fmt::Debug for JwtMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtMaterial { .. }")
+    }
 }
 
 /// All consumers of one configuration with their credentials.
@@ -116,10 +131,10 @@ pub struct JwtCredential {
 pub struct ConsumerIndex {
     by_id: HashMap<String, Rc<Consumer>>,
     by_username: HashMap<String, Rc<Consumer>>,
-    keys: HashMap<[u8; 32], KeyCredential>,
-    basic: HashMap<String, BasicCredential>,
-    hmac: HashMap<String, HmacCredential>,
-    jwt: HashMap<String, JwtCredential>,
+    keys: HashMap<[u8; 32], Rc<KeyCredential>>,
+    basic: HashMap<String, Rc<BasicCredential>>,
+    hmac: HashMap<String, Rc<HmacCredential>>,
+    jwt: HashMap<String, Rc<JwtCredential>>,
 }
 
 impl ConsumerIndex {
@@ -132,27 +147,27 @@ impl ConsumerIndex {
 
     /// `key_digest` is `sha256(key)`; see [`key_digest`].
     pub fn insert_key(&mut self, key_digest: [u8; 32], credential: KeyCredential) {
-        self.keys.insert(key_digest, credential);
+        self.keys.insert(key_digest, Rc::new(credential));
     }
 
     pub fn insert_basic(&mut self, credential: BasicCredential) {
-        self.basic.insert(credential.username.clone(), credential);
+        self.basic.insert(credential.username.clone(), Rc::new(credential));
     }
 
     pub fn insert_hmac(&mut self, credential: HmacCredential) {
-        self.hmac.insert(credential.username.clone(), credential);
+        self.hmac.insert(credential.username.clone(), Rc::new(credential));
     }
 
     pub fn insert_jwt(&mut self, credential: JwtCredential) {
-        self.jwt.insert(credential.key.clone(), credential);
+        self.jwt.insert(credential.key.clone(), Rc::new(credential));
     }
 
-    pub fn hmac(&self, username: &str) -> Option<&HmacCredential> {
-        self.hmac.get(username)
+    pub fn hmac(&self, username: &str) -> Option<Rc<HmacCredential>> {
+        self.hmac.get(username).cloned()
     }
 
-    pub fn jwt(&self, key: &str) -> Option<&JwtCredential> {
-        self.jwt.get(key)
+    pub fn jwt(&self, key: &str) -> Option<Rc<JwtCredential>> {
+        self.jwt.get(key).cloned()
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Rc<Consumer>> {
@@ -160,16 +175,37 @@ impl ConsumerIndex {
     }
 
     /// Kong's `load_consumer(ref, search_by_username)`: by id first, then by username.
-    pub fn by_reference(&self, reference: &str) -> Option<&Rc<Consumer>> {
-        self.by_id.get(reference).or_else(|| self.by_username.get(reference))
+    pub fn by_reference(&self, reference: &str) -> Option<Rc<Consumer>> {
+        self.by_id.get(reference).or_else(|| self.by_username.get(reference)).cloned()
     }
 
-    pub fn key(&self, presented_key: &[u8]) -> Option<&KeyCredential> {
-        self.keys.get(&key_digest(presented_key))
+    pub fn key(&self, presented_key: &[u8]) -> Option<Rc<KeyCredential>> {
+        self.keys.get(&key_digest(presented_key)).cloned()
     }
 
-    pub fn basic(&self, username: &[u8]) -> Option<&BasicCredential> {
-        std::str::from_utf8(username).ok().and_then(|u| self.basic.get(u))
+    pub fn basic(&self, username: &[u8]) -> Option<Rc<BasicCredential>> {
+        std::str::from_utf8(username).ok().and_then(|u| self.basic.get(u)).cloned()
+    }
+
+    /// Everything in the index, for writing it to a shared consumer store.
+    pub fn consumers(&self) -> impl Iterator<Item = &Rc<Consumer>> {
+        self.by_id.values()
+    }
+
+    pub fn key_credentials(&self) -> impl Iterator<Item = (&[u8; 32], &Rc<KeyCredential>)> {
+        self.keys.iter()
+    }
+
+    pub fn basic_credentials(&self) -> impl Iterator<Item = &Rc<BasicCredential>> {
+        self.basic.values()
+    }
+
+    pub fn hmac_credentials(&self) -> impl Iterator<Item = &Rc<HmacCredential>> {
+        self.hmac.values()
+    }
+
+    pub fn jwt_credentials(&self) -> impl Iterator<Item = &Rc<JwtCredential>> {
+        self.jwt.values()
     }
 
     pub fn len(&self) -> usize {

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod request;
 pub mod response;
+pub mod store;
 pub mod time;
 pub mod wire;
 

@@ -7,11 +7,13 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use crate::config::Config;
-use crate::consumers::ConsumerIndex;
+use crate::config::ConsumerSource;
+use crate::consumers::{BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, KeyCredential};
 use crate::identity::{self, HeaderOp, Identity};
 use crate::plugins::{AuthPlugin, Configured, Halt};
 use crate::request::{Body, ParsedBody, Request};
 use crate::response::{Reason, Rejection};
+use crate::store::StoreReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -88,10 +90,16 @@ impl Edits {
     }
 }
 
+/// Where this request's consumers are looked up.
+enum Consumers<'r> {
+    Inline(&'r ConsumerIndex),
+    Store(StoreReader<'r>),
+}
+
 /// The per-request state plugins work on.
 pub struct Ctx<'r, 'a> {
     pub req: &'r Request<'a>,
-    pub consumers: &'r ConsumerIndex,
+    consumers: Consumers<'r>,
     pub identity: Identity,
     pub edits: Edits,
     host: &'r mut dyn Host,
@@ -144,6 +152,51 @@ impl<'a> Ctx<'_, 'a> {
     pub fn client_ip(&mut self) -> Option<String> {
         self.host.client_ip()
     }
+
+    pub fn key_credential(&mut self, key: &[u8]) -> Result<Option<Rc<KeyCredential>>, Halt> {
+        match &mut self.consumers {
+            Consumers::Inline(index) => Ok(index.key(key)),
+            Consumers::Store(reader) => reader.key(self.host, key).map_err(|_| store_not_loaded(reader)),
+        }
+    }
+
+    pub fn basic_credential(&mut self, username: &[u8]) -> Result<Option<Rc<BasicCredential>>, Halt> {
+        match &mut self.consumers {
+            Consumers::Inline(index) => Ok(index.basic(username)),
+            Consumers::Store(reader) => reader.basic(self.host, username).map_err(|_| store_not_loaded(reader)),
+        }
+    }
+
+    pub fn hmac_credential(&mut self, username: &str) -> Result<Option<Rc<HmacCredential>>, Halt> {
+        match &mut self.consumers {
+            Consumers::Inline(index) => Ok(index.hmac(username)),
+            Consumers::Store(reader) => reader.hmac(self.host, username).map_err(|_| store_not_loaded(reader)),
+        }
+    }
+
+    pub fn jwt_credential(&mut self, key: &str) -> Result<Option<Rc<JwtCredential>>, Halt> {
+        match &mut self.consumers {
+            Consumers::Inline(index) => Ok(index.jwt(key)),
+            Consumers::Store(reader) => reader.jwt(self.host, key).map_err(|_| store_not_loaded(reader)),
+        }
+    }
+
+    /// Kong's `load_consumer(ref, true)`: by id, then by username.
+    pub fn consumer_by_reference(&mut self, reference: &str) -> Result<Option<Rc<Consumer>>, Halt> {
+        match &mut self.consumers {
+            Consumers::Inline(index) => Ok(index.by_reference(reference)),
+            Consumers::Store(reader) => reader.by_reference(self.host, reference).map_err(|_| store_not_loaded(reader)),
+        }
+    }
+}
+
+/// Until a store's first generation is loaded, requests that need it get a 503.
+fn store_not_loaded(reader: &StoreReader<'_>) -> Halt {
+    Halt::from(Rejection::kong(
+        503,
+        format!("consumer store '{}' is not loaded yet", reader.name()),
+        Reason::StoreNotLoaded,
+    ))
 }
 
 /// What to do with the request.
@@ -192,7 +245,10 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
     let strip_spoofed = incoming.is_none();
     let mut ctx = Ctx {
         req,
-        consumers: &config.consumers,
+        consumers: match &config.consumers {
+            ConsumerSource::Inline(index) => Consumers::Inline(index),
+            ConsumerSource::Store(name) => Consumers::Store(StoreReader::new(name)),
+        },
         identity: incoming.unwrap_or_default(),
         edits: Edits::default(),
         host,
@@ -263,9 +319,9 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
             let Some(anonymous) = &settings.anonymous else {
                 return Err(Halt::Reject(rejection));
             };
-            match ctx.consumers.by_reference(anonymous) {
+            match ctx.consumer_by_reference(anonymous)? {
                 Some(consumer) => {
-                    ctx.identity = Identity::anonymous(Rc::clone(consumer));
+                    ctx.identity = Identity::anonymous(consumer);
                     ctx.verdict = Verdict::Anonymous(plugin.name());
                     Ok(())
                 }
@@ -304,7 +360,7 @@ mod tests {
     fn a_vanished_anonymous_consumer_is_a_500() {
         // Possible once consumers come from a store that changed under the configuration.
         let mut c = config(DOC);
-        c.consumers = ConsumerIndex::default();
+        c.consumers = ConsumerSource::Inline(Box::default());
         let headers: Vec<Header> = vec![];
         let req = Request::new("GET", "/", &headers, Body::Empty);
         match run(&c, &req, None, &mut FakeHost) {

@@ -15,6 +15,7 @@ pub enum Reason {
     BodyTooLarge,
     InternalError,
     RateLimited,
+    StoreNotLoaded,
 }
 
 impl Reason {
@@ -29,6 +30,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::InternalError => "internal_error",
             Reason::RateLimited => "rate_limited",
+            Reason::StoreNotLoaded => "store_not_loaded",
         }
     }
 }

@@ -17,6 +17,8 @@ const CAS_MISMATCH: u32 = 8;
 
 pub const MAP_REQUEST_HEADERS: u32 = 0;
 pub const MAP_RESPONSE_HEADERS: u32 = 2;
+pub const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+pub const BUFFER_HTTP_CALL_RESPONSE_BODY: u32 = 4;
 pub const BUFFER_REQUEST_BODY: u32 = 0;
 pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 
@@ -78,6 +80,8 @@ extern "C" {
     ) -> u32;
     fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(
         status_code: u32,
@@ -182,13 +186,32 @@ pub fn is_cas_mismatch(e: HostError) -> bool {
     e.0 == CAS_MISMATCH
 }
 
-const METRIC_COUNTER: u32 = 0;
+pub const METRIC_COUNTER: u32 = 0;
+pub const METRIC_GAUGE: u32 = 1;
 
-pub fn define_counter(name: &str) -> Result<u32, HostError> {
+pub fn define_metric(kind: u32, name: &str) -> Result<u32, HostError> {
     let mut id = 0u32;
     // SAFETY: pointer and length of a live str, valid out-pointer.
-    check(unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) })?;
+    check(unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
+}
+
+pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
+    // SAFETY: plain values.
+    check(unsafe { proxy_record_metric(id, value) })
+}
+
+pub fn set_tick_period_ms(period: u32) -> Result<(), HostError> {
+    // SAFETY: plain value.
+    check(unsafe { proxy_set_tick_period_milliseconds(period) })
+}
+
+/// The response headers of an HTTP call, inside `on_http_call_response`.
+pub fn http_call_response_headers() -> Result<Vec<Header>, HostError> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: valid out-pointers.
+    check(unsafe { proxy_get_header_map_pairs(MAP_HTTP_CALL_RESPONSE_HEADERS, &mut data, &mut size) })?;
+    deserialize_map(&take(data, size)).ok_or(HostError(NOT_FOUND))
 }
 
 pub fn increment_metric(id: u32, by: i64) -> Result<(), HostError> {

@@ -20,19 +20,34 @@ thread_local! {
     static IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
 }
 
+fn id(kind: u32, name: String) -> Option<u32> {
+    if let Some(id) = IDS.with(|ids| ids.borrow().get(&name).copied()) {
+        return Some(id);
+    }
+    // metrics are best effort: never fail a request for them
+    let id = abi::define_metric(kind, &name).ok()?;
+    IDS.with(|ids| ids.borrow_mut().insert(name, id));
+    Some(id)
+}
+
 fn increment(name: String) {
-    let known = IDS.with(|ids| ids.borrow().get(&name).copied());
-    let id = match known {
-        Some(id) => id,
-        None => match abi::define_counter(&name) {
-            Ok(id) => {
-                IDS.with(|ids| ids.borrow_mut().insert(name, id));
-                id
-            }
-            Err(_) => return, // metrics are best effort; never fail a request for them
-        },
-    };
-    let _ = abi::increment_metric(id, 1);
+    if let Some(id) = id(abi::METRIC_COUNTER, name) {
+        let _ = abi::increment_metric(id, 1);
+    }
+}
+
+/// `consumer_auth_store_generation.store.<name>`: the generation readers use.
+pub fn store_generation(store: &str, gen: u64) {
+    if let Some(id) = id(abi::METRIC_GAUGE, format!("consumer_auth_store_generation.store.{store}")) {
+        let _ = abi::record_metric(id, gen);
+    }
+}
+
+/// `consumer_auth_store_fetches_total.store.<name>.outcome.<outcome>`: `updated`, `unchanged`
+/// (304, or the same content), `failed` (no answer, an error status), `invalid` (a document that
+/// does not validate).
+pub fn store_fetch(store: &str, outcome: &str) {
+    increment(format!("consumer_auth_store_fetches_total.store.{store}.outcome.{outcome}"));
 }
 
 pub fn request(plugin: &str, outcome: &str) {

@@ -4,6 +4,7 @@
 
 mod abi;
 mod metrics;
+mod store_loader;
 
 use std::rc::Rc;
 
@@ -19,7 +20,7 @@ use crate::MAX_BODY_BYTES;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(FilterRoot { config: None }) });
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> { Box::new(FilterRoot { context_id, config: None, loader: None }) });
 }}
 
 fn level_code(level: LogLevel) -> u32 {
@@ -91,10 +92,19 @@ fn is_envoy() -> bool {
 }
 
 struct FilterRoot {
+    context_id: u32,
     config: Option<Rc<Config>>,
+    /// The consumer store this root fills, if its configuration has a `store` section.
+    loader: Option<store_loader::Loader>,
 }
 
-impl Context for FilterRoot {}
+impl Context for FilterRoot {
+    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if let Some(loader) = &mut self.loader {
+            loader.on_http_call_response(token_id, body_size);
+        }
+    }
+}
 
 impl RootContext for FilterRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -107,15 +117,20 @@ impl RootContext for FilterRoot {
                      request headers have gone upstream, so the consumer's identity could no longer be added"
                 )),
                 _ => Ok(config),
+            })
+            .and_then(|config| match &config.store {
+                Some(def) => store_loader::Loader::start(def, self.context_id).map(|l| (config, Some(l))),
+                None => Ok((config, None)),
             });
         metrics::configuration(loaded.is_ok());
         match loaded {
-            Ok(config) => {
+            Ok((config, loader)) => {
+                self.loader = loader;
                 log(
                     LogLevel::Info,
                     &format!(
                         "consumer-auth: configuration loaded: {} consumers, {} plugins",
-                        config.consumers.len(),
+                        config.inline_consumers(),
                         config.slots.len()
                     ),
                 );
@@ -142,6 +157,12 @@ impl RootContext for FilterRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(loader) = &mut self.loader {
+            loader.on_tick();
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! basic-auth (AUTH_SPEC §6): `Proxy-Authorization`, then `Authorization`.
 
+use std::rc::Rc;
+
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
@@ -96,15 +98,14 @@ impl AuthPlugin for BasicAuth {
         if !(ctx.req.has_header("authorization") || ctx.req.has_header("proxy-authorization")) {
             return Err(self.unauthorized());
         }
-        let consumers = ctx.consumers;
-        let mut found: Option<(&BasicCredential, Vec<u8>)> = None;
+        let mut found: Option<(Rc<BasicCredential>, Vec<u8>)> = None;
         if let Some((user, password)) = self.retrieve(ctx, "proxy-authorization") {
-            found = consumers.basic(&user).map(|c| (c, password));
+            found = ctx.basic_credential(&user)?.map(|c| (c, password));
         }
         if found.is_none() {
             // An unknown (or absent) Proxy-Authorization user falls back to Authorization.
             let (user, password) = self.retrieve(ctx, "authorization").ok_or_else(|| self.unauthorized())?;
-            found = consumers.basic(&user).map(|c| (c, password));
+            found = ctx.basic_credential(&user)?.map(|c| (c, password));
         }
         match found {
             Some((credential, password)) if credential.verifier.verify(&password) => {

@@ -251,8 +251,11 @@ impl AuthPlugin for HmacAuth {
         let Some(algorithm) = self.allowed(&params) else {
             return Err(self.reject(SIGNATURE_NOT_VALID, Reason::InvalidCredentials));
         };
-        let consumers = ctx.consumers;
-        let Some(credential) = std::str::from_utf8(&params.username).ok().and_then(|u| consumers.hmac(u)) else {
+        let found = match std::str::from_utf8(&params.username) {
+            Ok(username) => ctx.hmac_credential(username)?,
+            Err(_) => None,
+        };
+        let Some(credential) = found else {
             return Err(self.reject(SIGNATURE_NOT_VALID, Reason::InvalidCredentials));
         };
         let signature = BASE64.decode(&params.signature).ok();

@@ -527,8 +527,11 @@ impl AuthPlugin for Jwt {
             }
             Some(v) => v,
         };
-        let consumers = ctx.consumers;
-        let Some(credential) = key.as_str().and_then(|k| consumers.jwt(k)) else {
+        let found = match key.as_str() {
+            Some(k) => ctx.jwt_credential(k)?,
+            None => None,
+        };
+        let Some(credential) = found else {
             return Err(
                 self.reject(format!("No credentials found for given '{claim_name}'"), Reason::InvalidCredentials)
             );

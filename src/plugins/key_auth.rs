@@ -161,7 +161,7 @@ impl AuthPlugin for KeyAuth {
             Some(k) if !k.is_empty() => k,
             _ => return Err(self.reject("No API key found in request", Reason::NoCredentials)),
         };
-        let Some(credential) = ctx.consumers.key(&key) else {
+        let Some(credential) = ctx.key_credential(&key)? else {
             return Err(self.reject("Unauthorized", Reason::InvalidCredentials));
         };
         if let Some(expires_at) = credential.expires_at {

@@ -1,0 +1,164 @@
+//! Filling a shared consumer store (the `store` section of a configuration): at configure time
+//! from consumers given in the document, or from a remote source polled every
+//! `refresh_seconds` by one root context per proxy per period.
+
+use std::time::Duration;
+
+use crate::config::{self, RemoteSource, StoreContent, StoreDefinition};
+use crate::pipeline::{Host, LogLevel, SharedError};
+use crate::store::{self, Written};
+
+use super::{abi, log, metrics, ProxyHost};
+
+/// The store a root context fills, and its remote-source state.
+pub struct Loader {
+    name: String,
+    remote: Option<Remote>,
+    /// Tells this root's lease apart from other roots'.
+    token: String,
+}
+
+struct Remote {
+    source: RemoteSource,
+    /// The HTTP call in flight, if any.
+    in_flight: Option<u32>,
+}
+
+fn lease_key(store: &str) -> String {
+    format!("consumer-auth:store:{store}:lease")
+}
+
+impl Loader {
+    /// Fill the store from the document now, or arm the remote source's timer.
+    pub fn start(def: &StoreDefinition, context_id: u32) -> Result<Loader, String> {
+        let token = format!("{context_id}-{}", abi::now_nanos().unwrap_or_default());
+        match &def.content {
+            StoreContent::Inline { index, digest } => {
+                match store::write(&mut ProxyHost, &def.name, index, digest, None) {
+                    Ok(written) => report(&def.name, &written),
+                    Err(e) => return Err(format!("store '{}': cannot be written: {e:?}", def.name)),
+                }
+                Ok(Loader { name: def.name.clone(), remote: None, token })
+            }
+            StoreContent::Remote(source) => {
+                // A tick a second; the fetch itself happens once per refresh period.
+                abi::set_tick_period_ms(1000)
+                    .map_err(|e| format!("store '{}': no timer (host status {})", def.name, e.0))?;
+                let remote = Some(Remote { source: source.clone(), in_flight: None });
+                Ok(Loader { name: def.name.clone(), remote, token })
+            }
+        }
+    }
+
+    /// Fetch if this period's fetch is still to be done and this root wins the period's lease.
+    pub fn on_tick(&mut self) {
+        let Some(remote) = &mut self.remote else { return };
+        if remote.in_flight.is_some() {
+            return;
+        }
+        let now = ProxyHost.now_unix_seconds();
+        let period = now / remote.source.refresh_seconds;
+        if !claim_period(&self.name, period, &self.token) {
+            return;
+        }
+        let etag = store::read_meta(&mut ProxyHost, &self.name).ok().and_then(|(m, _)| m.etag);
+        let mut headers = vec![
+            (":method", "GET"),
+            (":path", remote.source.path.as_str()),
+            (":authority", remote.source.authority.as_str()),
+            ("accept", "application/json"),
+        ];
+        if let Some(etag) = &etag {
+            headers.push(("if-none-match", etag.as_str()));
+        }
+        let timeout = Duration::from_millis(remote.source.timeout_ms);
+        // The SDK's dispatch registers the call, so that its answer is routed back to this root.
+        match proxy_wasm::hostcalls::dispatch_http_call(&remote.source.upstream, headers, None, vec![], timeout) {
+            Ok(token) => remote.in_flight = Some(token),
+            Err(e) => self.failed("failed", &format!("cannot dispatch the request ({e:?})")),
+        }
+    }
+
+    /// The answer to our fetch: keep the last good generation on anything but a valid document.
+    pub fn on_http_call_response(&mut self, token: u32, body_size: usize) {
+        let Some(remote) = &mut self.remote else { return };
+        if remote.in_flight != Some(token) {
+            return;
+        }
+        remote.in_flight = None;
+        let headers = abi::http_call_response_headers().unwrap_or_default();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let status = header(":status").and_then(|s| s.parse::<u16>().ok());
+        match status {
+            Some(304) => metrics::store_fetch(&self.name, "unchanged"),
+            Some(200) => {
+                let body = abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size).unwrap_or_default();
+                match config::parse_consumers_document(&body) {
+                    Ok(index) => {
+                        let digest = hex::encode(crate::consumers::sha256(&body));
+                        match store::write(&mut ProxyHost, &self.name, &index, &digest, header("etag")) {
+                            Ok(written) => {
+                                let outcome =
+                                    if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
+                                metrics::store_fetch(&self.name, outcome);
+                                report(&self.name, &written);
+                            }
+                            Err(e) => self.failed("failed", &format!("cannot write the new generation: {e:?}")),
+                        }
+                    }
+                    Err(e) => self.failed("invalid", &format!("invalid document: {e}")),
+                }
+            }
+            Some(other) => self.failed("failed", &format!("status {other}")),
+            None => self.failed("failed", "no answer (timeout or connection failure)"),
+        }
+    }
+
+    fn failed(&self, outcome: &str, why: &str) {
+        metrics::store_fetch(&self.name, outcome);
+        let current = store::read_meta(&mut ProxyHost, &self.name).map(|(m, _)| m.gen).unwrap_or(0);
+        log(
+            LogLevel::Warn,
+            &format!("consumer-auth: store '{}': fetch failed: {why}; keeping generation {current}", self.name),
+        );
+    }
+}
+
+/// One fetch per proxy per period: the root that moves the lease (`<period>:<token>`) to this
+/// period fetches. An existing lease is moved with compare-and-swap; the very first one (no CAS
+/// token to compare with) is written, then read back to see whose token stayed.
+fn claim_period(store: &str, period: u64, token: &str) -> bool {
+    let key = lease_key(store);
+    let (current, cas) = match ProxyHost.shared_get(&key) {
+        Ok(Some((v, cas))) => (String::from_utf8_lossy(&v).into_owned(), cas),
+        Ok(None) => (String::new(), 0),
+        Err(_) => return false,
+    };
+    let leased = current.split_once(':').and_then(|(p, _)| p.parse::<u64>().ok());
+    if leased.is_some_and(|p| p >= period) {
+        return false;
+    }
+    let mine = format!("{period}:{token}");
+    if let Err(SharedError::CasMismatch | SharedError::Unavailable) = ProxyHost.shared_set(&key, mine.as_bytes(), cas) {
+        return false;
+    }
+    cas != 0 || matches!(ProxyHost.shared_get(&key), Ok(Some((v, _))) if v == mine.as_bytes())
+}
+
+fn report(name: &str, written: &Written) {
+    match written {
+        Written::Switched { gen, records } => {
+            metrics::store_generation(name, *gen);
+            log(LogLevel::Info, &format!("consumer-auth: store '{name}': generation {gen} loaded ({records} records)"));
+        }
+        Written::AlreadyCurrent(gen) => {
+            metrics::store_generation(name, *gen);
+            log(LogLevel::Debug, &format!("consumer-auth: store '{name}': generation {gen} is already current"));
+        }
+    }
+}
