@@ -182,11 +182,11 @@ fn kong_type_name(serde_expected: &str) -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDocument {
-    consumers: Option<Vec<Value>>,
+    consumers: Option<Vec<RawConsumer>>,
     /// Read consumers from this shared store instead of `consumers`.
     consumer_store: Option<String>,
     /// Fill a shared store (from `consumers` given here, or from a remote source).
-    store: Option<Value>,
+    store: Option<RawStore>,
     #[serde(default)]
     plugins: Vec<Value>,
     /// Level of the one log line written per refused request: `debug`, `info` (default),
@@ -198,7 +198,7 @@ struct RawDocument {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     name: String,
-    consumers: Option<Vec<Value>>,
+    consumers: Option<Vec<RawConsumer>>,
     source: Option<RawSource>,
 }
 
@@ -231,7 +231,7 @@ fn default_timeout_ms() -> u64 {
 #[derive(Debug, Deserialize)]
 struct RawConsumersDocument {
     #[serde(default)]
-    consumers: Vec<Value>,
+    consumers: Vec<RawConsumer>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -423,9 +423,7 @@ impl BuildContext<'_> {
 impl Config {
     /// Parse and validate a whole document; the first error refuses it.
     pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
-        let value: Value =
-            serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
-        let doc: RawDocument = parse_section(value, "")?;
+        let doc: RawDocument = parse_document(json)?;
         let consumers = match (doc.consumers, doc.consumer_store) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new("", ErrorKind::OnlyOneOf("'consumers', 'consumer_store'")));
@@ -436,7 +434,7 @@ impl Config {
             }
             (raw, None) => ConsumerSource::Inline(Box::new(build_consumers(raw.unwrap_or_default(), "consumers")?)),
         };
-        let store = doc.store.map(build_store).transpose()?;
+        let store = doc.store.map(|s| build_store(s, json)).transpose()?;
         // Names this document's counters in shared data (rate-limiting): the same on every worker.
         let instance = hex::encode(consumers::sha256(json).get(..8).unwrap_or_default());
         let inline = match &consumers {
@@ -472,9 +470,25 @@ impl Config {
 /// Parse and validate a consumers document (`{"consumers": [...]}`, other top-level fields
 /// ignored) as a remote source serves it.
 pub fn parse_consumers_document(json: &[u8]) -> Result<ConsumerIndex, ConfigError> {
-    let doc: RawConsumersDocument =
-        serde_json::from_slice(json).map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
+    let doc: RawConsumersDocument = parse_document(json)?;
     build_consumers(doc.consumers, "consumers")
+}
+
+/// Deserialize a whole document straight from its bytes (no intermediate `Value`: a store of a
+/// million consumers must not be held twice), keeping the JSON path of any error.
+fn parse_document<T: DeserializeOwned>(json: &[u8]) -> Result<T, ConfigError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let parsed: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            ConfigError::new("", ErrorKind::Syntax(e.inner().to_string()))
+        } else {
+            from_serde_message(&path, &e.inner().to_string())
+        }
+    })?;
+    de.end().map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
+    Ok(parsed)
 }
 
 /// Store names become part of shared-data keys.
@@ -486,13 +500,13 @@ fn check_store_name(name: &str, path: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn build_store(value: Value) -> Result<StoreDefinition, ConfigError> {
-    let raw: RawStore = parse_section(value, "store")?;
+fn build_store(raw: RawStore, document: &[u8]) -> Result<StoreDefinition, ConfigError> {
     check_store_name(&raw.name, "store.name")?;
     let content = match (raw.consumers, raw.source) {
         (Some(consumers), None) => {
-            let digest =
-                hex::encode(consumers::sha256(serde_json::to_string(&consumers).unwrap_or_default().as_bytes()));
+            // The document's digest identifies the content: the same document on every worker
+            // writes the store once.
+            let digest = hex::encode(consumers::sha256(document));
             StoreContent::Inline { index: Box::new(build_consumers(consumers, "store.consumers")?), digest }
         }
         (None, Some(s)) => {
@@ -566,7 +580,7 @@ impl<K: std::hash::Hash + Eq> Seen<K> {
     }
 }
 
-fn build_consumers(raw: Vec<Value>, at_path: &str) -> Result<ConsumerIndex, ConfigError> {
+fn build_consumers(raw: Vec<RawConsumer>, at_path: &str) -> Result<ConsumerIndex, ConfigError> {
     let mut index = ConsumerIndex::default();
     let mut ids = Seen::new("id", true);
     let mut usernames = Seen::new("username", true);
@@ -577,10 +591,9 @@ fn build_consumers(raw: Vec<Value>, at_path: &str) -> Result<ConsumerIndex, Conf
     let mut hmac_users = Seen::new("username", true);
     let mut jwt_keys = Seen::new("key", true);
 
-    for (ci, value) in raw.into_iter().enumerate() {
+    for (ci, c) in raw.into_iter().enumerate() {
         let at = format!("{at_path}[{ci}]");
         let owner = at.clone();
-        let c: RawConsumer = parse_section(value, &at)?;
         let username = c.username.filter(|u| !u.is_empty());
         let custom_id = c.custom_id.filter(|u| !u.is_empty());
         if username.is_none() && custom_id.is_none() {
