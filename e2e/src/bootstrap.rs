@@ -51,6 +51,12 @@ pub struct Bootstrap {
     /// Pretty-print the filter configurations (for human-read files).
     pub pretty_configs: bool,
     pub routes: Vec<Route>,
+    /// The configuration document of a singleton `envoy.bootstrap.wasm` service (one VM on the
+    /// main thread, same `vm_id` as the http filters, so it shares their shared data): the
+    /// consumer store's writer (`{"store": {...}}`).
+    pub store_service: Option<Value>,
+    /// Extra clusters (e.g. a consumer store's remote source), rendered as given.
+    pub clusters: Vec<Value>,
 }
 
 impl Bootstrap {
@@ -70,7 +76,23 @@ impl Bootstrap {
             failure_policy: "FAIL_CLOSED",
             pretty_configs: false,
             routes: Vec::new(),
+            store_service: None,
+            clusters: Vec::new(),
         }
+    }
+
+    /// Fill a consumer store from a singleton bootstrap wasm service with this configuration
+    /// document (`{"store": {"name": …, "consumers": […] | "source": {…}}}`).
+    pub fn store_service(mut self, config: Value) -> Self {
+        self.store_service = Some(config);
+        self
+    }
+
+    /// An extra STATIC cluster `name` with one endpoint, `127.0.0.1:port` (HTTP/1.1).
+    pub fn static_cluster(mut self, name: &str, port: u16) -> Self {
+        assert!(name != "echo" && self.clusters.iter().all(|c| c["name"] != name), "duplicate cluster {name}");
+        self.clusters.push(static_cluster(name, port));
+        self
     }
 
     pub fn wasm(mut self, wasm: &str) -> Self {
@@ -111,6 +133,27 @@ impl Bootstrap {
         })
     }
 
+    /// The singleton bootstrap service that runs `config` (see [`Bootstrap::store_service`]).
+    fn wasm_service(&self, config: &Value) -> Value {
+        json!({
+            "name": "envoy.bootstrap.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
+                "singleton": true,
+                "config": {
+                    "name": "consumer_auth_store",
+                    "root_id": "consumer_auth",
+                    "configuration": { "@type": STRING_VALUE, "value": serde_json::to_string(config).unwrap() },
+                    "vm_config": {
+                        "vm_id": "consumer_auth",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": self.wasm } }
+                    }
+                }
+            }
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         assert!(self.failure_policy != "FAIL_OPEN", "FAIL_OPEN lets requests through unauthenticated");
         let mut http_filters = Vec::new();
@@ -137,7 +180,9 @@ impl Bootstrap {
             "name": "envoy.filters.http.router",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
         }));
-        json!({
+        let mut clusters = vec![static_cluster("echo", self.upstream_port)];
+        clusters.extend(self.clusters.iter().cloned());
+        let mut bootstrap = json!({
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.admin_port } } },
             "stats_config": stats_config(),
             "static_resources": {
@@ -160,23 +205,32 @@ impl Bootstrap {
                         }]
                     }]
                 }],
-                "clusters": [{
-                    "name": "echo",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "echo",
-                        "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": {
-                            "address": "127.0.0.1", "port_value": self.upstream_port } } } }] }]
-                    }
-                }]
+                "clusters": clusters
             }
-        })
+        });
+        if let Some(config) = &self.store_service {
+            bootstrap["bootstrap_extensions"] = json!([self.wasm_service(config)]);
+        }
+        bootstrap
     }
 
     pub fn to_yaml(&self) -> String {
         to_yaml(&self.to_json())
     }
+}
+
+/// A STATIC cluster with one endpoint, `127.0.0.1:port`.
+pub fn static_cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": {
+                "address": "127.0.0.1", "port_value": port } } } }] }]
+        }
+    })
 }
 
 /// Block-style YAML for a JSON value. Strings are JSON-quoted (valid YAML double-quoted
@@ -189,7 +243,8 @@ pub fn stats_config() -> Value {
         "stats_tags": [
             { "tag_name": "plugin", "regex": "^wasmcustom\\.consumer_auth_requests_total(\\.plugin\\.([^.]+))" },
             { "tag_name": "outcome",
-              "regex": "^wasmcustom\\.consumer_auth_\\w+_total(?:\\.plugin\\.[^.]+)?(\\.outcome\\.([^.]+))$" }
+              "regex": "^wasmcustom\\.consumer_auth_\\w+_total(?:\\.plugin\\.[^.]+)?(?:\\.store\\.[^.]+)?(\\.outcome\\.([^.]+))$" },
+            { "tag_name": "store", "regex": "^wasmcustom\\.consumer_auth_store_\\w+(\\.store\\.([^.]+))" }
         ]
     })
 }

@@ -1,12 +1,13 @@
 //! The `make demo` scenario: the anonymous-access walkthrough of Kong's authentication docs,
-//! on one Envoy listener with one route per step. `envoy/demo.yaml` is rendered from
-//! [`bootstrap`] (a test checks the checked-in file is up to date).
+//! then hmac-auth and jwt, on one Envoy listener with one route per step. `envoy/demo.yaml` is
+//! rendered from [`bootstrap`] (a test checks the checked-in file is up to date).
 
 use std::io::Write;
 
 use serde_json::{json, Value};
 
 use crate::bootstrap::Bootstrap;
+use crate::clients::{hmac_signed, hs256_jwt, now};
 use crate::fixtures::{consumers_json, plugin, ALICE, ANONYMOUS, IDENTITY_HEADERS};
 use crate::http::{Request, Response};
 
@@ -49,7 +50,9 @@ pub fn bootstrap(listener_port: u16, admin_port: u16, upstream_port: u16, wasm: 
                 plugin("rate-limiting", json!({ "minute": 100 })),
                 { "name": "rate-limiting", "consumer": ANONYMOUS.username, "config": { "minute": 5 } }
             ]))],
-        );
+        )
+        .route("/hmac", [instance(json!([plugin("hmac-auth", json!({}))]))])
+        .route("/jwt", [instance(json!([plugin("jwt", json!({ "claims_to_verify": ["exp"] }))]))]);
     b.listener_port = listener_port;
     b.admin_port = admin_port;
     b.pretty_configs = true;
@@ -167,6 +170,20 @@ pub fn steps() -> Vec<Step> {
             .with_header("x-ratelimit-limit-minute", "100")
             .with_header("x-ratelimit-remaining-minute", "99"),
     );
+    // 7. hmac-auth: a request signed (HMAC-SHA256 of its Date and request target) with alice's
+    //    hmac secret; the Date is now (the filter accepts 300 s of clock skew).
+    let signed =
+        hmac_signed(Request::get("/hmac"), ALICE.hmac_user(), ALICE.hmac_secret(), "date @request-target", now());
+    steps.push(step("7. hmac-auth, unsigned", Request::get("/hmac"), rejected(401, "Unauthorized")));
+    steps.push(step("7. hmac-auth, signed with alice's hmac secret", signed, as_alice(ALICE.hmac_user())));
+    // 8. jwt: an HS256 token naming alice's jwt key in `iss`, expiring in an hour.
+    let token = hs256_jwt(ALICE.jwt_key(), ALICE.jwt_secret(), now() + 3600);
+    steps.push(step("8. jwt, no token", Request::get("/jwt"), rejected(401, "Unauthorized")));
+    steps.push(step(
+        "8. jwt, an HS256 token signed with alice's jwt secret",
+        Request::get("/jwt").header("Authorization", &format!("Bearer {token}")),
+        as_alice(ALICE.jwt_key()),
+    ));
     steps
 }
 

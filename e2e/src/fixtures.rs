@@ -11,6 +11,10 @@ pub struct Consumer {
     pub key: Option<(&'static str, &'static str)>,
     /// basic-auth credential: (username, password); `X-Credential-Identifier` is the username.
     pub basic: Option<(&'static str, &'static str)>,
+    /// hmac-auth credential: (username, secret); `X-Credential-Identifier` is the username.
+    pub hmac: Option<(&'static str, &'static str)>,
+    /// jwt secret, HS256: (key, secret); `X-Credential-Identifier` is the key.
+    pub jwt: Option<(&'static str, &'static str)>,
     pub groups: &'static [&'static str],
 }
 
@@ -20,6 +24,8 @@ pub const ALICE: Consumer = Consumer {
     custom_id: Some("crm-1042"),
     key: Some(("6b2f6a4e-1c7d-4b8e-9f3a-2d5c7e9a1b01", "alice-key")),
     basic: Some(("alice", "alice-pw")),
+    hmac: Some(("alice-hmac", "hmac-secret")),
+    jwt: Some(("alice-issuer", "jwt-secret")),
     groups: &["admins", "ops"],
 };
 
@@ -29,6 +35,8 @@ pub const BOB: Consumer = Consumer {
     custom_id: None,
     key: Some(("7c3a7b5f-2d8e-4c9f-8a4b-3e6d8f0b2c02", "bob-key")),
     basic: Some(("bob", "bob-pw")),
+    hmac: None,
+    jwt: None,
     groups: &["users"],
 };
 
@@ -39,6 +47,8 @@ pub const CAROL: Consumer = Consumer {
     custom_id: None,
     key: Some(("8d4b8c6a-3e9f-4daa-9b5c-4f7e9a1c3d03", "carol-key")),
     basic: None,
+    hmac: None,
+    jwt: None,
     groups: &[],
 };
 
@@ -49,6 +59,8 @@ pub const ANONYMOUS: Consumer = Consumer {
     custom_id: None,
     key: None,
     basic: None,
+    hmac: None,
+    jwt: None,
     groups: &[],
 };
 
@@ -59,6 +71,8 @@ pub const GUEST: Consumer = Consumer {
     custom_id: None,
     key: None,
     basic: None,
+    hmac: None,
+    jwt: None,
     groups: &["guests"],
 };
 
@@ -75,6 +89,12 @@ impl Consumer {
         }
         if let Some((user, password)) = self.basic {
             c["basicauth_credentials"] = json!([{ "username": user, "password": password }]);
+        }
+        if let Some((user, secret)) = self.hmac {
+            c["hmacauth_credentials"] = json!([{ "username": user, "secret": secret }]);
+        }
+        if let Some((key, secret)) = self.jwt {
+            c["jwt_secrets"] = json!([{ "key": key, "algorithm": "HS256", "secret": secret }]);
         }
         if !self.groups.is_empty() {
             c["acls"] = Value::Array(self.groups.iter().map(|g| json!({ "group": g })).collect());
@@ -96,6 +116,22 @@ impl Consumer {
 
     pub fn basic_password(&self) -> &'static str {
         self.basic.expect("consumer has a basic-auth credential").1
+    }
+
+    pub fn hmac_user(&self) -> &'static str {
+        self.hmac.expect("consumer has an hmac-auth credential").0
+    }
+
+    pub fn hmac_secret(&self) -> &'static str {
+        self.hmac.expect("consumer has an hmac-auth credential").1
+    }
+
+    pub fn jwt_key(&self) -> &'static str {
+        self.jwt.expect("consumer has a jwt secret").0
+    }
+
+    pub fn jwt_secret(&self) -> &'static str {
+        self.jwt.expect("consumer has a jwt secret").1
     }
 }
 

@@ -5,16 +5,20 @@
 //! - [`bootstrap`]: Envoy bootstraps rendered from a list of routes, each with its own chain of
 //!   filter instances;
 //! - [`envoy`]: runs the real Envoy on free ports and always stops it;
-//! - [`fixtures`]: the consumers the tests use; [`demo`]: the `make demo` walkthrough.
+//! - [`fixtures`]: the consumers the tests use; [`demo`]: the `make demo` walkthrough;
+//! - [`clients`]: what an hmac-auth or jwt client sends (signed headers, HS256 tokens);
+//! - [`source`]: a consumer store's remote source (a document with an ETag, swappable).
 //!
 //! Nothing here skips: a missing Envoy binary or filter .wasm is a loud failure.
 
 pub mod bootstrap;
+pub mod clients;
 pub mod demo;
 pub mod echo;
 pub mod envoy;
 pub mod fixtures;
 pub mod http;
+pub mod source;
 pub mod wasm_fixture;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
-//! A hand-assembled proxy-wasm module (ABI 0.2.1) that loads and configures fine but traps
-//! (`unreachable`) on every request: the "filter that cannot run" of the FAIL_CLOSED check.
+//! Hand-assembled proxy-wasm modules (ABI 0.2.1) that load and configure fine:
+//! [`trapping_filter`] traps (`unreachable`) on every request: the "filter that cannot run" of
+//! the FAIL_CLOSED check; [`noop_filter`] does nothing on every callback an SDK filter exports
+//! for a request: the floor of what any wasm filter costs per request (`make bench`).
 
 const I32: u8 = 0x7f;
 
@@ -46,24 +48,41 @@ fn name(s: &str) -> Vec<u8> {
     out
 }
 
-/// The module's bytes.
+/// The trapping module's bytes.
 pub fn trapping_filter() -> Vec<u8> {
-    // (type index, body instructions without the final `end`)
+    module(&[(4, &[0x00], &["proxy_on_request_headers"])]) // unreachable
+}
+
+/// The no-op module's bytes: every per-request callback returns Continue (or "done").
+pub fn noop_filter() -> Vec<u8> {
+    module(&[
+        (4, &[0x41, 0x00], &["proxy_on_request_headers", "proxy_on_response_headers"]), // i32.const 0
+        (4, &[0x41, 0x00], &["proxy_on_request_body", "proxy_on_response_body"]),
+        (2, &[0x41, 0x00], &["proxy_on_request_trailers", "proxy_on_response_trailers"]),
+        (1, &[0x41, 0x01], &["proxy_on_done"]), // i32.const 1
+        (5, &[], &["proxy_on_log", "proxy_on_delete"]),
+    ])
+}
+
+/// A module with the common exports (ABI version, allocator, vm start, configure, context
+/// create) and `per_request` (type index, body instructions without the final `end`, names).
+fn module(per_request: &[(u8, &[u8], &[&str])]) -> Vec<u8> {
     let types = [
         func_type(&[], &[]),            // 0: () -> ()
         func_type(&[I32], &[I32]),      // 1: (i32) -> i32
         func_type(&[I32, I32], &[I32]), // 2: (i32, i32) -> i32
         func_type(&[I32, I32], &[]),    // 3: (i32, i32) -> ()
         func_type(&[I32; 3], &[I32]),   // 4: (i32, i32, i32) -> i32
+        func_type(&[I32], &[]),         // 5: (i32) -> ()
     ];
-    let functions: [(u8, &[u8], &[&str]); 6] = [
+    let mut functions: Vec<(u8, &[u8], &[&str])> = vec![
         (0, &[], &["proxy_abi_version_0_2_1"]),
         (1, &[0x41, 0x80, 0x08], &["malloc", "proxy_on_memory_allocate"]), // i32.const 1024
         (2, &[0x41, 0x01], &["proxy_on_vm_start"]),                        // i32.const 1
         (2, &[0x41, 0x01], &["proxy_on_configure"]),                       // i32.const 1
         (3, &[], &["proxy_on_context_create"]),
-        (4, &[0x00], &["proxy_on_request_headers"]), // unreachable
     ];
+    functions.extend_from_slice(per_request);
 
     let mut module = b"\0asm\x01\0\0\0".to_vec();
     section(1, vec_of(&types), &mut module);

@@ -23,6 +23,7 @@ fn bench_runs_in_tiny_mode() {
     assert!(output.status.success(), "bench failed ({}):\n{stdout}\n{}", output.status, tail.join("\n"));
     for case in [
         "| 10 | no filter |",
+        "| 10 | empty wasm filter (floor) |",
         "| 10 | Envoy api_key_auth |",
         "| 10 | Envoy basic_auth |",
         "| 10 | consumer-auth key-auth |",
@@ -35,8 +36,8 @@ fn bench_runs_in_tiny_mode() {
         let rps: f64 = cells[3].parse().unwrap_or_else(|_| panic!("req/s in {row}"));
         assert!(rps > 0.0, "{row}");
         if case.contains("consumer-auth") {
-            let calls: u32 = cells[7].parse().unwrap_or_else(|_| panic!("host calls in {row}"));
-            assert!(calls > 0 && cells[8].contains("get_header_map_pairs"), "{row}");
+            let calls: u32 = cells[9].parse().unwrap_or_else(|_| panic!("host calls in {row}"));
+            assert!(calls > 0 && cells[10].contains("get_header_map_pairs"), "{row}");
         }
     }
     let written: Vec<_> = std::fs::read_dir(&dir).expect("results directory").flatten().collect();

@@ -172,11 +172,20 @@ enum Credential {
     Basic,
 }
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 8] = [
     Case {
         name: "no filter",
         path: "/none",
         filter: None,
+        consumer_auth: None,
+        credential: Credential::None,
+        status: 200,
+        without_credential: 200,
+    },
+    Case {
+        name: "empty wasm filter (floor)",
+        path: "/wasm-noop",
+        filter: Some("wasm_noop"),
         consumer_auth: None,
         credential: Credential::None,
         status: 200,
@@ -272,8 +281,24 @@ fn wasm_filter(name: &str, config: &str, wasm: &str) -> Value {
     })
 }
 
-fn bootstrap(n: usize, instances: &[(&'static str, String)], wasm: &str) -> Value {
+fn bootstrap(n: usize, instances: &[(&'static str, String)], wasm: &str, noop_wasm: &str) -> Value {
     let mut http_filters = vec![
+        json!({
+            "name": "wasm_noop",
+            "disabled": true,
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "wasm_noop",
+                    "failure_policy": "FAIL_CLOSED",
+                    "vm_config": {
+                        "vm_id": "noop",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": noop_wasm } }
+                    }
+                }
+            }
+        }),
         json!({
             "name": "native_api_key_auth",
             "disabled": true,
@@ -349,6 +374,8 @@ struct Run {
     requests: u64,
     non_2xx: u64,
     socket_errors: String,
+    /// Envoy's CPU time (all its threads) per request during the run, in microseconds.
+    cpu_us: f64,
 }
 
 /// `123.45us`, `1.20ms`, `2.00s` in microseconds.
@@ -368,7 +395,8 @@ fn micros(text: &str) -> Option<f64> {
 }
 
 fn parse_wrk(out: &str) -> Option<Run> {
-    let mut run = Run { rps: 0.0, p50_us: 0.0, p99_us: 0.0, requests: 0, non_2xx: 0, socket_errors: String::new() };
+    let mut run =
+        Run { rps: 0.0, p50_us: 0.0, p99_us: 0.0, requests: 0, non_2xx: 0, socket_errors: String::new(), cpu_us: 0.0 };
     let (mut rps, mut p50, mut p99, mut requests) = (None, None, None, None);
     for line in out.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -389,7 +417,18 @@ fn parse_wrk(out: &str) -> Option<Run> {
     Some(run)
 }
 
-fn wrk(settings: &Settings, seconds: u64, port: u16, case: &Case, n: usize) -> Run {
+/// CPU time of every thread of process `pid` so far, in nanoseconds (`/proc/<pid>/task/*/schedstat`).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn wrk(settings: &Settings, seconds: u64, envoy: &Envoy, case: &Case, n: usize) -> Run {
+    let port = envoy.port;
     let mut cmd = Command::new("wrk");
     cmd.arg("-t1").arg(format!("-c{}", settings.connections)).arg(format!("-d{seconds}s")).arg("--latency");
     for (name, value) in case.headers(n) {
@@ -402,9 +441,11 @@ fn wrk(settings: &Settings, seconds: u64, port: u16, case: &Case, n: usize) -> R
             cmd.pre_exec(|| pin_to_cpu(WRK_CPU));
         }
     }
+    let cpu_before = cpu_ns(envoy.pid());
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run wrk ({e}): install it (`make bench` does: apt-get install -y wrk)"));
+    let cpu = cpu_ns(envoy.pid()).saturating_sub(cpu_before);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -412,7 +453,8 @@ fn wrk(settings: &Settings, seconds: u64, port: u16, case: &Case, n: usize) -> R
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let run = parse_wrk(&stdout).unwrap_or_else(|| panic!("cannot parse wrk's output:\n{stdout}"));
+    let mut run = parse_wrk(&stdout).unwrap_or_else(|| panic!("cannot parse wrk's output:\n{stdout}"));
+    run.cpu_us = cpu as f64 / 1000.0 / run.requests.max(1) as f64;
     let expected_non_2xx = if case.status == 200 { 0 } else { run.requests };
     assert_eq!(
         run.non_2xx, expected_non_2xx,
@@ -482,12 +524,15 @@ fn rss_kib(pid: u32) -> Option<u64> {
 fn start_set(n: usize, settings: &Settings) -> Set {
     let wasm = consumer_auth_e2e::filter_wasm().display().to_string();
     let instances = consumer_auth_instances(n);
-    let config = bootstrap(n, &instances, &wasm);
+    let noop = std::env::temp_dir().join(format!("consumer-auth-bench-noop-{}.wasm", std::process::id()));
+    std::fs::write(&noop, consumer_auth_e2e::wasm_fixture::noop_filter()).expect("write the no-op filter");
+    let config = bootstrap(n, &instances, &wasm, &noop.display().to_string());
     let bootstrap_bytes = serde_json::to_vec(&config).map(|v| v.len()).unwrap_or(0);
     let start = Instant::now();
     let envoy = Envoy::start_json(&config, settings.pin.then_some(ENVOY_CPU), Duration::from_secs(600))
         .unwrap_or_else(|f| panic!("Envoy ({n} consumers) did not start ({:?}); its log:\n{}", f.status, f.log));
     let start_to_ready = start.elapsed();
+    let _ = std::fs::remove_file(&noop);
     eprintln!("bench: Envoy with {n} consumers ready in {:.2} s on port {}", start_to_ready.as_secs_f64(), envoy.port);
     // Every route answers as expected, and every filtered route refuses a request without a
     // credential (the filter really is on the route).
@@ -578,7 +623,20 @@ fn timestamp(secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-fn report(sets: &[Set], settings: &Settings, started: SystemTime, elapsed: Duration) -> String {
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn report(
+    sets: &[Set],
+    settings: &Settings,
+    started: SystemTime,
+    elapsed: Duration,
+    loadavg: (String, String),
+) -> String {
     let mut out = String::new();
     let when = timestamp(started.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs());
     let _ = writeln!(out, "# consumer-auth benchmark, {when}\n");
@@ -600,16 +658,27 @@ fn report(sets: &[Set], settings: &Settings, started: SystemTime, elapsed: Durat
     );
     let _ = writeln!(out, "- req/s: median of the runs; p50/p99: medians of the runs' wrk `--latency` percentiles");
     let _ = writeln!(out, "- vs none: the case's req/s over the no-filter route's, same Envoy, same invocation");
-    let _ = writeln!(out, "- host calls: per request, counted by the wasmtime proxy-wasm host for the same request\n");
-    let _ = writeln!(out, "| consumers | case | req/s | vs none | p50 | p99 | host calls | host calls by name |");
-    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        out,
+        "- CPU/req: Envoy's CPU time (all threads, /proc schedstat) per request, median of the runs; \
+         +CPU: minus the no-filter route's"
+    );
+    let _ = writeln!(out, "- host calls: per request, counted by the wasmtime proxy-wasm host for the same request");
+    let _ = writeln!(out, "- load average (1 min) at start {} and at end {}\n", loadavg.0, loadavg.1);
+    let _ = writeln!(
+        out,
+        "| consumers | case | req/s | vs none | p50 | p99 | CPU/req | +CPU | host calls | host calls by name |"
+    );
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for set in sets {
         let none_rps = median(set.runs[0].iter().map(|r| r.rps).collect());
+        let none_cpu = median(set.runs[0].iter().map(|r| r.cpu_us).collect());
         for (i, case) in CASES.iter().enumerate() {
             let runs = &set.runs[i];
             let rps = median(runs.iter().map(|r| r.rps).collect());
             let p50 = median(runs.iter().map(|r| r.p50_us).collect());
             let p99 = median(runs.iter().map(|r| r.p99_us).collect());
+            let cpu = median(runs.iter().map(|r| r.cpu_us).collect());
             let (calls, by_name) = match set.host_calls.get(case.name) {
                 Some(h) => (
                     h.total.to_string(),
@@ -619,20 +688,23 @@ fn report(sets: &[Set], settings: &Settings, started: SystemTime, elapsed: Durat
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.2} | {} | {} | {calls} | {by_name} |",
+                "| {} | {} | {:.0} | {:.2} | {} | {} | {:.1} µs | {:+.1} µs | {calls} | {by_name} |",
                 set.consumers,
                 case.name,
                 rps,
                 if none_rps > 0.0 { rps / none_rps } else { 0.0 },
                 latency(p50),
                 latency(p99),
+                cpu,
+                cpu - none_cpu,
             );
         }
     }
-    let _ = writeln!(out, "\nPer-run req/s (in run order):\n");
+    let _ = writeln!(out, "\nPer-run req/s and Envoy CPU per request (in run order):\n");
     for set in sets {
         for (i, case) in CASES.iter().enumerate() {
-            let runs: Vec<String> = set.runs[i].iter().map(|r| format!("{:.0}", r.rps)).collect();
+            let runs: Vec<String> =
+                set.runs[i].iter().map(|r| format!("{:.0} ({:.1} µs CPU)", r.rps, r.cpu_us)).collect();
             let _ = writeln!(out, "- {} consumers, {}: {}", set.consumers, case.name, runs.join(", "));
         }
     }
@@ -660,6 +732,7 @@ fn main() -> ExitCode {
     let settings = Settings::from_env();
     let started = SystemTime::now();
     let clock = Instant::now();
+    let load_at_start = loadavg();
     if !settings.pin {
         eprintln!("bench: fewer than 2 CPUs: Envoy and wrk are not pinned, numbers are only indicative");
     }
@@ -668,21 +741,22 @@ fn main() -> ExitCode {
         for set in &sets {
             for case in &CASES {
                 eprintln!("bench: warm-up {} consumers, {}", set.consumers, case.name);
-                wrk(&settings, settings.warmup, set.envoy.port, case, set.consumers);
+                wrk(&settings, settings.warmup, &set.envoy, case, set.consumers);
             }
         }
     }
     for round in 0..settings.runs {
         for set in &mut sets {
             for (i, case) in CASES.iter().enumerate() {
-                let run = wrk(&settings, settings.seconds, set.envoy.port, case, set.consumers);
+                let run = wrk(&settings, settings.seconds, &set.envoy, case, set.consumers);
                 eprintln!(
-                    "bench: run {}/{} {} consumers, {}: {:.0} req/s, p50 {}, p99 {}{}",
+                    "bench: run {}/{} {} consumers, {}: {:.0} req/s, Envoy CPU {:.1} µs/req, p50 {}, p99 {}{}",
                     round + 1,
                     settings.runs,
                     set.consumers,
                     case.name,
                     run.rps,
+                    run.cpu_us,
                     latency(run.p50_us),
                     latency(run.p99_us),
                     if run.socket_errors.is_empty() { String::new() } else { format!(" ({})", run.socket_errors) }
@@ -697,7 +771,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let text = report(&sets, &settings, started, clock.elapsed());
+    let text = report(&sets, &settings, started, clock.elapsed(), (load_at_start, loadavg()));
     print!("{text}");
     let file = settings
         .results_dir

@@ -1,6 +1,6 @@
 //! `make demo`: start the echo upstream and Envoy with `envoy/demo.yaml`, replay the
-//! anonymous-access walkthrough of Kong's authentication docs, then keep serving on
-//! localhost:8000 until Ctrl-C.
+//! anonymous-access walkthrough of Kong's authentication docs and the hmac-auth and jwt steps,
+//! then keep serving on localhost:8000 until Ctrl-C.
 //!
 //! `demo --once`: exit after the walkthrough, 0 only if every step gave the expected answer.
 //! `demo --print-config`: print the demo bootstrap (the content of `envoy/demo.yaml`).
@@ -90,6 +90,15 @@ fn main() -> ExitCode {
     println!("  curl -i http://localhost:{port}/or -u {}:{}", ALICE.basic_user(), ALICE.basic_password());
     println!("  curl -i http://localhost:{port}/or-terminated");
     println!("  curl -i http://localhost:{port}/or-terminated -H 'apikey: {}'", ALICE.key());
+    // hmac-auth and jwt need a signature / a token: the client helpers of docs/CLIENTS.md.
+    let tools = "cargo run -q -p consumer-auth-tools --";
+    println!(
+        "  eval curl -i $({tools} hmac --user {} --secret '{}' --path /hmac --curl) http://localhost:{port}/hmac",
+        ALICE.hmac_user(),
+        ALICE.hmac_secret()
+    );
+    println!("  TOKEN=$({tools} jwt --key {} --secret '{}' --exp 3600)", ALICE.jwt_key(), ALICE.jwt_secret());
+    println!("  curl -i http://localhost:{port}/jwt -H \"Authorization: Bearer $TOKEN\"");
     while !STOP.load(Ordering::SeqCst) {
         if !envoy.is_running() && !STOP.load(Ordering::SeqCst) {
             eprintln!("demo: Envoy exited; its log:\n{}", envoy.log());

@@ -1,0 +1,260 @@
+//! hmac-auth (AUTH_SPEC §7) and jwt (§8) through the real Envoy (V8), on Envoy's real clock:
+//! signatures and tokens are computed here (the `hmac`, `sha2`, `rsa`, `p256` crates), never by
+//! the filter's code; the `Date` and `exp` come from the system clock.
+
+mod common;
+
+use base64::Engine;
+use common::{assert_seen, Cases, Seen};
+use consumer_auth_e2e::bootstrap::Bootstrap;
+use consumer_auth_e2e::clients::{
+    hmac_sha256, hmac_signed, hmac_signing_string, hs256_jwt, jwt_signing_input, jwt_with_signature, now,
+};
+use consumer_auth_e2e::echo::EchoServer;
+use consumer_auth_e2e::envoy::Envoy;
+use consumer_auth_e2e::fixtures::{consumers_json, instance, plugin, ALICE, ALL, ANONYMOUS};
+use consumer_auth_e2e::http::{Request, Response};
+use serde_json::{json, Value};
+
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+const DATE_REQUIRED: &str =
+    "HMAC signature cannot be verified, a valid date or x-date header is required for HMAC Authentication";
+
+fn assert_rejected(r: &Response, message: &str, challenge: &str) {
+    assert!(r.upstream().is_none(), "must not reach the upstream: {}", r.text());
+    assert_eq!((r.status, r.message().as_str()), (401, message), "{}", r.text());
+    assert_eq!(r.header("www-authenticate"), Some(challenge), "WWW-Authenticate");
+    assert_eq!(r.header("content-type"), Some(JSON_UTF8));
+}
+
+// ---------------------------------------------------------------------------------------------
+// hmac-auth
+
+/// Alice's hmac-signed GET of `target`, signing `names`, dated `date`.
+fn signed(target: &str, names: &str, date: u64) -> Request {
+    hmac_signed(Request::get(target), ALICE.hmac_user(), ALICE.hmac_secret(), names, date)
+}
+
+/// The same request with another `signature="…"` in its Authorization.
+fn with_signature(mut r: Request, signature: &str) -> Request {
+    let auth = r.headers.iter_mut().find(|(n, _)| n == "Authorization").expect("signed request");
+    let start = auth.1.find("signature=\"").expect("a signature field") + "signature=\"".len();
+    auth.1.replace_range(start..auth.1.len() - 1, signature);
+    r
+}
+
+#[test]
+fn hmac_auth_through_envoy() {
+    let upstream = EchoServer::start();
+    let bootstrap =
+        Bootstrap::new(upstream.port).route("/hmac", [instance(json!([plugin("hmac-auth", json!({}))]))]).route(
+            "/hmac-enforced",
+            [instance(json!([plugin("hmac-auth", json!({ "enforce_headers": ["request-line"] }))]))],
+        );
+    let envoy = Envoy::start(&bootstrap);
+    let port = envoy.port;
+    let all_three = "date @request-target request-line";
+    let mut cases = Cases::new();
+
+    cases.run("signed date, @request-target and request-line (HTTP/1.1 from Envoy) -> 200, hmac username", || {
+        let up = signed("/hmac/orders?page=2&q=a%20b", all_three, now()).send(port).expect_upstream();
+        assert_seen(&up, &Seen::authenticated(&ALICE, ALICE.hmac_user()));
+        assert_eq!(up.path, "/hmac/orders?page=2&q=a%20b");
+        assert!(up.header("authorization").is_some_and(|a| a.starts_with("hmac ")), "not hidden by default");
+    });
+    cases.run("request-line enforced and signed -> 200", || {
+        let up = signed("/hmac-enforced", all_three, now()).send(port).expect_upstream();
+        assert_seen(&up, &Seen::authenticated(&ALICE, ALICE.hmac_user()));
+    });
+    cases.run("request-line enforced but not signed -> 401 cannot be verified", || {
+        let r = signed("/hmac-enforced", "date @request-target", now()).send(port);
+        assert_rejected(&r, "HMAC signature cannot be verified", "hmac");
+    });
+    cases.run("request-line signed as HTTP/1.0 while HTTP/1.1 is sent -> 401 does not match", || {
+        // What the filter rebuilds from Envoy's request.protocol is `GET /hmac HTTP/1.1`.
+        let r = signed("/hmac", "date request-line", now());
+        let http_1_0 = hmac_signing_string(&r, &["date", "request-line"]).replace(" HTTP/1.1", " HTTP/1.0");
+        let sig = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(ALICE.hmac_secret(), &http_1_0));
+        let r = with_signature(r, &sig).send(port);
+        assert_rejected(&r, "HMAC signature does not match", "hmac");
+    });
+    cases.run("tampered signature -> 401 HMAC signature does not match, challenge hmac", || {
+        let good = signed("/hmac", all_three, now());
+        let r = with_signature(good, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").send(port);
+        assert_rejected(&r, "HMAC signature does not match", "hmac");
+    });
+    cases.run("signature of another path -> 401 HMAC signature does not match", || {
+        let mut r = signed("/hmac/a", all_three, now());
+        r.target = "/hmac/b".into();
+        assert_rejected(&r.send(port), "HMAC signature does not match", "hmac");
+    });
+    cases.run("stale date (10 minutes old, clock_skew 300) -> 401 with the date message", || {
+        let r = signed("/hmac", all_three, now() - 600).send(port);
+        assert_rejected(&r, DATE_REQUIRED, "hmac");
+    });
+    cases.run("date 10 minutes ahead -> 401 with the date message", || {
+        let r = signed("/hmac", all_three, now() + 600).send(port);
+        assert_rejected(&r, DATE_REQUIRED, "hmac");
+    });
+    cases.run("no Authorization -> 401 Unauthorized, challenge hmac", || {
+        assert_rejected(&Request::get("/hmac").send(port), "Unauthorized", "hmac");
+    });
+    cases.run("unknown hmac username -> 401 cannot be verified", || {
+        let r = hmac_signed(Request::get("/hmac"), "mallory", ALICE.hmac_secret(), all_three, now()).send(port);
+        assert_rejected(&r, "HMAC signature cannot be verified", "hmac");
+    });
+    cases.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// jwt
+
+const RS256_KEY: &str = "alice-rs256";
+const ES256_KEY: &str = "alice-es256";
+
+struct Keys {
+    rsa: rsa::RsaPrivateKey,
+    p256: p256::ecdsa::SigningKey,
+}
+
+impl Keys {
+    fn generate() -> Keys {
+        let mut rng = rand::rngs::OsRng;
+        Keys {
+            rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).expect("an RSA key"),
+            p256: p256::ecdsa::SigningKey::random(&mut rng),
+        }
+    }
+
+    fn rsa_pem(&self) -> String {
+        use rsa::pkcs8::EncodePublicKey;
+        self.rsa.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+    }
+
+    fn p256_pem(&self) -> String {
+        use p256::pkcs8::EncodePublicKey;
+        self.p256.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap()
+    }
+
+    fn rs256(&self, claims: &Value) -> String {
+        use rsa::signature::{SignatureEncoding, Signer};
+        let input = jwt_signing_input("RS256", claims);
+        let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(self.rsa.clone()).sign(input.as_bytes());
+        jwt_with_signature(&input, &signature.to_vec())
+    }
+
+    fn es256(&self, claims: &Value) -> String {
+        use p256::ecdsa::signature::Signer;
+        let input = jwt_signing_input("ES256", claims);
+        let signature: p256::ecdsa::Signature = self.p256.sign(input.as_bytes());
+        jwt_with_signature(&input, &signature.to_bytes())
+    }
+}
+
+/// All test consumers, alice with an RS256 and an ES256 secret besides her HS256 one.
+fn jwt_instance(keys: &Keys, plugins: Value) -> Value {
+    let mut consumers = consumers_json(&ALL);
+    let alice = consumers.as_array_mut().unwrap().iter_mut().find(|c| c["username"] == ALICE.username).unwrap();
+    let secrets = alice["jwt_secrets"].as_array_mut().expect("alice has a jwt secret");
+    secrets.push(json!({ "key": RS256_KEY, "algorithm": "RS256", "rsa_public_key": keys.rsa_pem() }));
+    secrets.push(json!({ "key": ES256_KEY, "algorithm": "ES256", "rsa_public_key": keys.p256_pem() }));
+    json!({ "consumers": consumers, "plugins": plugins })
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn alice_hs256() -> String {
+    hs256_jwt(ALICE.jwt_key(), ALICE.jwt_secret(), now() + 600)
+}
+
+#[test]
+fn jwt_through_envoy() {
+    let keys = Keys::generate();
+    let upstream = EchoServer::start();
+    let anon = json!({ "anonymous": ANONYMOUS.username });
+    let bootstrap = Bootstrap::new(upstream.port)
+        .route("/jwt", [jwt_instance(&keys, json!([plugin("jwt", json!({ "claims_to_verify": ["exp"] }))]))])
+        .route("/jwt-and-key", [jwt_instance(&keys, json!([plugin("jwt", json!({})), plugin("key-auth", json!({}))]))])
+        .route(
+            "/jwt-or-key",
+            [jwt_instance(&keys, json!([plugin("jwt", anon.clone()), plugin("key-auth", anon.clone())]))],
+        );
+    let envoy = Envoy::start(&bootstrap);
+    let port = envoy.port;
+    let get = |path: &str, token: &str| Request::get(path).header("Authorization", &bearer(token));
+    let mut cases = Cases::new();
+
+    cases.run("HS256, valid -> 200, X-Credential-Identifier = the jwt key, token forwarded", || {
+        let token = alice_hs256();
+        let up = get("/jwt", &token).send(port).expect_upstream();
+        assert_seen(&up, &Seen::authenticated(&ALICE, ALICE.jwt_key()));
+        assert_eq!(up.header("authorization"), Some(bearer(&token).as_str()), "jwt never hides the token");
+    });
+    cases.run("HS256 in the jwt query argument -> 200", || {
+        let up = Request::get(&format!("/jwt?jwt={}", alice_hs256())).send(port).expect_upstream();
+        assert_seen(&up, &Seen::authenticated(&ALICE, ALICE.jwt_key()));
+    });
+    cases.run("RS256 with a key generated here -> 200", || {
+        let token = keys.rs256(&json!({ "iss": RS256_KEY, "exp": now() + 600 }));
+        assert_seen(&get("/jwt", &token).send(port).expect_upstream(), &Seen::authenticated(&ALICE, RS256_KEY));
+    });
+    cases.run("ES256 with a key generated here -> 200", || {
+        let token = keys.es256(&json!({ "iss": ES256_KEY, "exp": now() + 600 }));
+        assert_seen(&get("/jwt", &token).send(port).expect_upstream(), &Seen::authenticated(&ALICE, ES256_KEY));
+    });
+    cases.run("RS256 token for the ES256 secret -> 401 Invalid algorithm", || {
+        let token = keys.rs256(&json!({ "iss": ES256_KEY, "exp": now() + 600 }));
+        let r = get("/jwt", &token).send(port);
+        assert_eq!((r.status, r.text().as_str()), (401, r#"{"message":"Invalid algorithm"}"#));
+        assert_eq!(r.header("www-authenticate"), Some(r#"Bearer error="invalid_token""#));
+    });
+    cases.run("HS256 signed with another secret -> 401 Invalid signature", || {
+        let r = get("/jwt", &hs256_jwt(ALICE.jwt_key(), "not-the-secret", now() + 600)).send(port);
+        assert_eq!((r.status, r.text().as_str()), (401, r#"{"message":"Invalid signature"}"#));
+        assert_eq!(r.header("www-authenticate"), Some(r#"Bearer error="invalid_token""#));
+    });
+    cases.run(r#"expired -> 401, body exactly {"exp":"token expired"}"#, || {
+        let r = get("/jwt", &hs256_jwt(ALICE.jwt_key(), ALICE.jwt_secret(), now() - 60)).send(port);
+        assert!(r.upstream().is_none(), "{}", r.text());
+        assert_eq!((r.status, r.text().as_str()), (401, r#"{"exp":"token expired"}"#));
+        assert_eq!(r.header("www-authenticate"), Some(r#"Bearer error="invalid_token""#));
+        assert_eq!(r.header("content-type"), Some(JSON_UTF8));
+    });
+    cases.run(r#"no token -> 401, body exactly {"message":"Unauthorized"}, challenge Bearer"#, || {
+        let r = Request::get("/jwt").send(port);
+        assert!(r.upstream().is_none(), "{}", r.text());
+        assert_eq!((r.status, r.text().as_str()), (401, r#"{"message":"Unauthorized"}"#));
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(r.header("content-type"), Some(JSON_UTF8));
+    });
+
+    // jwt (priority 1450) runs before key-auth (1250).
+    cases.run("AND jwt + key-auth, both valid -> the last (key-auth) sets the identity", || {
+        let r = get("/jwt-and-key", &alice_hs256()).header("apikey", ALICE.key()).send(port);
+        assert_seen(&r.expect_upstream(), &Seen::authenticated(&ALICE, ALICE.key_id()));
+    });
+    cases.run("AND jwt + key-auth, token only -> 401 No API key found in request", || {
+        let r = get("/jwt-and-key", &alice_hs256()).send(port);
+        assert_rejected(&r, "No API key found in request", "Key");
+    });
+    cases.run("AND jwt + key-auth, key only -> 401 from jwt", || {
+        let r = Request::get("/jwt-and-key").header("apikey", ALICE.key()).send(port);
+        assert_eq!((r.status, r.text().as_str()), (401, r#"{"message":"Unauthorized"}"#));
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    });
+    cases.run("OR jwt + key-auth, both valid -> the first in priority order (jwt) wins", || {
+        let r = get("/jwt-or-key", &alice_hs256()).header("apikey", ALICE.key()).send(port);
+        assert_seen(&r.expect_upstream(), &Seen::authenticated(&ALICE, ALICE.jwt_key()));
+    });
+    cases.run("OR jwt + key-auth, key only -> key-auth's identity", || {
+        let r = Request::get("/jwt-or-key").header("apikey", ALICE.key()).send(port);
+        assert_seen(&r.expect_upstream(), &Seen::authenticated(&ALICE, ALICE.key_id()));
+    });
+    cases.run("OR jwt + key-auth, bad token and no key -> anonymous", || {
+        let r = get("/jwt-or-key", "not.a.token").send(port);
+        assert_seen(&r.expect_upstream(), &Seen::anonymous(&ANONYMOUS));
+    });
+    cases.finish();
+}
