@@ -346,6 +346,14 @@ pub enum WriteError {
     Contended,
 }
 
+/// The generation readers use, if any.
+pub fn current_generation(host: &mut dyn Host, store: &str) -> Option<u64> {
+    match host.shared_get(&gen_key(store)) {
+        Ok(Some((v, _))) => std::str::from_utf8(&v).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
 pub fn read_meta(host: &mut dyn Host, store: &str) -> Result<(Meta, u32), WriteError> {
     match host.shared_get(&meta_key(store)) {
         Ok(Some((v, cas))) => Ok((serde_json::from_slice(&v).unwrap_or_default(), cas)),
@@ -366,16 +374,23 @@ pub fn write(
 ) -> Result<Written, WriteError> {
     for _ in 0..16 {
         let (meta, cas) = read_meta(host, store)?;
-        if meta.digest == digest && meta.gen > 0 {
-            return Ok(Written::AlreadyCurrent(meta.gen));
-        }
-        let next = Meta { gen: meta.gen + 1, digest: digest.to_string(), etag: etag.clone() };
-        let claim = serde_json::to_vec(&next).unwrap_or_default();
-        match host.shared_set(&meta_key(store), &claim, cas) {
-            Ok(()) => {}
-            Err(SharedError::CasMismatch) => continue,
-            Err(SharedError::Unavailable) => return Err(WriteError::Unavailable),
-        }
+        let next = if meta.digest == digest && meta.gen > 0 {
+            if current_generation(host, store) == Some(meta.gen) {
+                return Ok(Written::AlreadyCurrent(meta.gen));
+            }
+            // Claimed for this very content, but not switched to: another writer is at it or
+            // failed half-way. Writing the same generation again is harmless (same records).
+            meta
+        } else {
+            let next = Meta { gen: meta.gen + 1, digest: digest.to_string(), etag: etag.clone() };
+            let claim = serde_json::to_vec(&next).unwrap_or_default();
+            match host.shared_set(&meta_key(store), &claim, cas) {
+                Ok(()) => {}
+                Err(SharedError::CasMismatch) => continue,
+                Err(SharedError::Unavailable) => return Err(WriteError::Unavailable),
+            }
+            next
+        };
         let all = records(index, next.gen);
         for (kind, lookup, record) in &all {
             let value = serde_json::to_vec(record).unwrap_or_default();
@@ -470,6 +485,18 @@ mod tests {
         assert!(third.key(&mut host, b"c").unwrap().is_some());
         // a reader still on generation 2 that finds a generation-3 record switches forward
         assert!(during.key(&mut host, b"c").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_writer_that_failed_half_way_is_completed_by_the_next() {
+        let mut host = Shared::default();
+        let idx = index(r#"[{"username":"a","keyauth_credentials":[{"key":"k1"}]}]"#);
+        // a claim for this content without the switch (the writer died before `gen`)
+        let claim = serde_json::to_vec(&Meta { gen: 1, digest: "d1".into(), etag: None }).unwrap();
+        host.shared_set(&meta_key("s"), &claim, 0).unwrap();
+        assert_eq!(write(&mut host, "s", &idx, "d1", None), Ok(Written::Switched { gen: 1, records: 3 }));
+        assert!(StoreReader::new("s").key(&mut host, b"k1").unwrap().is_some());
+        assert_eq!(write(&mut host, "s", &idx, "d1", None), Ok(Written::AlreadyCurrent(1)));
     }
 
     #[test]

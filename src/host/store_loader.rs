@@ -20,8 +20,8 @@ pub struct Loader {
 
 struct Remote {
     source: RemoteSource,
-    /// The HTTP call in flight, if any.
-    in_flight: Option<u32>,
+    /// The HTTP call in flight, if any, and when it was sent (unix seconds).
+    in_flight: Option<(u32, u64)>,
 }
 
 fn lease_key(store: &str) -> String {
@@ -53,10 +53,14 @@ impl Loader {
     /// Fetch if this period's fetch is still to be done and this root wins the period's lease.
     pub fn on_tick(&mut self) {
         let Some(remote) = &mut self.remote else { return };
-        if remote.in_flight.is_some() {
-            return;
-        }
         let now = ProxyHost.now_unix_seconds();
+        if let Some((_, sent)) = remote.in_flight {
+            // The host answers every call, if only with its timeout; never wait for ever.
+            if now < sent + remote.source.timeout_ms / 1000 + 5 {
+                return;
+            }
+            remote.in_flight = None;
+        }
         let period = now / remote.source.refresh_seconds;
         if !claim_period(&self.name, period, &self.token) {
             return;
@@ -74,7 +78,7 @@ impl Loader {
         let timeout = Duration::from_millis(remote.source.timeout_ms);
         // The SDK's dispatch registers the call, so that its answer is routed back to this root.
         match proxy_wasm::hostcalls::dispatch_http_call(&remote.source.upstream, headers, None, vec![], timeout) {
-            Ok(token) => remote.in_flight = Some(token),
+            Ok(token) => remote.in_flight = Some((token, now)),
             Err(e) => self.failed("failed", &format!("cannot dispatch the request ({e:?})")),
         }
     }
@@ -82,7 +86,7 @@ impl Loader {
     /// The answer to our fetch: keep the last good generation on anything but a valid document.
     pub fn on_http_call_response(&mut self, token: u32, body_size: usize) {
         let Some(remote) = &mut self.remote else { return };
-        if remote.in_flight != Some(token) {
+        if remote.in_flight.map(|(t, _)| t) != Some(token) {
             return;
         }
         remote.in_flight = None;
