@@ -98,3 +98,13 @@ bench-algorithms: build
 bench: build envoy wrk
 	cargo build -q -p consumer-auth-e2e --bin bench
 	$(ENVOY_ENV) target/debug/bench
+
+# The shared consumer store at scale through the real Envoy (one worker pinned to CPU 0, wrk on
+# CPU 1): 10, 100,000 and 1,000,000 consumers served by a remote source; load time, Envoy RSS per
+# consumer, key-auth and basic-auth throughput as a ratio to 10 consumers; ~5 minutes, ~4 GiB.
+# BENCH_STORE_CONSUMERS, BENCH_SECONDS, BENCH_RUNS override (see e2e/src/bin/bench_store.rs).
+# Not part of `make test`. See "Consumer store at scale" in docs/PERFORMANCE.md.
+.PHONY: bench-store
+bench-store: build envoy wrk
+	cargo build -q -p consumer-auth-e2e --bin bench_store
+	$(ENVOY_ENV) target/debug/bench_store

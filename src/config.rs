@@ -470,8 +470,22 @@ impl Config {
 /// Parse and validate a consumers document (`{"consumers": [...]}`, other top-level fields
 /// ignored) as a remote source serves it.
 pub fn parse_consumers_document(json: &[u8]) -> Result<ConsumerIndex, ConfigError> {
-    let doc: RawConsumersDocument = parse_document(json)?;
-    build_consumers(doc.consumers, "consumers")
+    ConsumersDocument::parse(json)?.validate()
+}
+
+/// A consumers document parsed but not yet validated: lets a loader free the raw bytes before
+/// building the index (a million consumers' document is large).
+pub struct ConsumersDocument(Vec<RawConsumer>);
+
+impl ConsumersDocument {
+    pub fn parse(json: &[u8]) -> Result<ConsumersDocument, ConfigError> {
+        let doc: RawConsumersDocument = parse_document(json)?;
+        Ok(ConsumersDocument(doc.consumers))
+    }
+
+    pub fn validate(self) -> Result<ConsumerIndex, ConfigError> {
+        build_consumers(self.0, "consumers")
+    }
 }
 
 /// Deserialize a whole document straight from its bytes (no intermediate `Value`: a store of a

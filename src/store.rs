@@ -146,40 +146,45 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-/// Every record of a validated consumer population, for generation `gen`.
-pub fn records(index: &ConsumerIndex, gen: u64) -> Vec<(Kind, String, Record)> {
+/// Hand every record of a validated consumer population, for generation `gen`, to `put` one
+/// at a time (a population of a million consumers is never held as records all at once).
+pub fn for_each_record<E>(
+    index: &ConsumerIndex,
+    gen: u64,
+    mut put: impl FnMut(Kind, &str, &Record) -> Result<(), E>,
+) -> Result<(), E> {
     use base64::Engine;
-    let mut out = Vec::new();
     for c in index.consumers() {
-        out.push((Kind::ConsumerId, c.id.clone(), Record::new(gen, c)));
+        let r = Record::new(gen, c);
+        put(Kind::ConsumerId, &c.id, &r)?;
         if let Some(u) = &c.username {
-            out.push((Kind::ConsumerName, u.clone(), Record::new(gen, c)));
+            put(Kind::ConsumerName, u, &r)?;
         }
     }
     for (digest, k) in index.key_credentials() {
         let mut r = Record::new(gen, &k.consumer);
         r.id = Some(k.id.clone());
         r.exp = k.expires_at;
-        out.push((Kind::Key, key_lookup(digest), r));
+        put(Kind::Key, &key_lookup(digest), &r)?;
     }
     for b in index.basic_credentials() {
         let mut r = Record::new(gen, &b.consumer);
         r.s = Some(encode_verifier(&b.verifier));
-        out.push((Kind::Basic, b.username.clone(), r));
+        put(Kind::Basic, &b.username, &r)?;
     }
     for h in index.hmac_credentials() {
         let mut r = Record::new(gen, &h.consumer);
         r.s = Some(b64().encode(h.secret()));
-        out.push((Kind::Hmac, h.username.clone(), r));
+        put(Kind::Hmac, &h.username, &r)?;
     }
     for j in index.jwt_credentials() {
         let mut r = Record::new(gen, &j.consumer);
         r.alg = Some(j.algorithm.name().to_string());
         r.s = j.material.secret.clone();
         r.pem = j.material.rsa_public_key.clone();
-        out.push((Kind::Jwt, j.key.clone(), r));
+        put(Kind::Jwt, &j.key, &r)?;
     }
-    out
+    Ok(())
 }
 
 /// Why a store lookup could not answer.
@@ -391,14 +396,14 @@ pub fn write(
             }
             next
         };
-        let all = records(index, next.gen);
-        for (kind, lookup, record) in &all {
+        let mut written = 0usize;
+        for_each_record(index, next.gen, |kind, lookup, record| {
             let value = serde_json::to_vec(record).unwrap_or_default();
-            host.shared_set(&record_key(store, next.gen, *kind, lookup), &value, 0)
-                .map_err(|_| WriteError::Unavailable)?;
-        }
+            written += 1;
+            host.shared_set(&record_key(store, next.gen, kind, lookup), &value, 0).map_err(|_| WriteError::Unavailable)
+        })?;
         host.shared_set(&gen_key(store), next.gen.to_string().as_bytes(), 0).map_err(|_| WriteError::Unavailable)?;
-        return Ok(Written::Switched { gen: next.gen, records: all.len() });
+        return Ok(Written::Switched { gen: next.gen, records: written });
     }
     Err(WriteError::Contended)
 }

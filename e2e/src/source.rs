@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the source answers.
 #[derive(Debug, Clone)]
@@ -20,11 +20,13 @@ pub enum Reply {
 }
 
 /// One request the source received.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Fetch {
     pub path: String,
     pub if_none_match: Option<String>,
     pub status: u16,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -135,6 +137,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
     while let Some((path, headers)) = read_head(&mut reader) {
+        let at = Instant::now();
         let if_none_match = headers.iter().find(|(n, _)| n == "if-none-match").map(|(_, v)| v.clone());
         let reply = state.lock().unwrap_or_else(|e| e.into_inner()).reply.clone();
         let (status, head, body): (u16, String, Arc<Vec<u8>>) = match reply {
@@ -147,11 +150,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             Some(Reply::Status(status)) => (status, String::new(), Arc::new(format!("status {status}").into_bytes())),
             None => (503, String::new(), Arc::new(b"no document yet".to_vec())),
         };
-        state.lock().unwrap_or_else(|e| e.into_inner()).fetches.push(Fetch {
-            path,
-            if_none_match,
-            status,
-        });
+        state.lock().unwrap_or_else(|e| e.into_inner()).fetches.push(Fetch { path, if_none_match, status, at });
         let length = if status == 304 { String::new() } else { format!("content-length: {}\r\n", body.len()) };
         let head = format!("HTTP/1.1 {status} X\r\n{head}{length}\r\n");
         if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&body).is_err() {

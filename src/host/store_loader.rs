@@ -102,24 +102,25 @@ impl Loader {
             Some(304) => metrics::store_fetch(&self.name, "unchanged"),
             Some(200) => {
                 let body = abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size).unwrap_or_default();
-                match config::parse_consumers_document(&body) {
-                    Ok(index) => {
-                        let digest = hex::encode(crate::consumers::sha256(&body));
-                        match store::write(&mut ProxyHost, &self.name, &index, &digest, header("etag")) {
-                            Ok(written) => {
-                                let outcome =
-                                    if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
-                                metrics::store_fetch(&self.name, outcome);
-                                report(&self.name, &written);
-                            }
-                            Err(e) => self.failed("failed", &format!("cannot write the new generation: {e:?}")),
+                let digest = hex::encode(crate::consumers::sha256(&body));
+                let parsed = config::ConsumersDocument::parse(&body);
+                drop(body); // free the raw document before the index is built
+                match parsed.and_then(config::ConsumersDocument::validate) {
+                    Ok(index) => match store::write(&mut ProxyHost, &self.name, &index, &digest, header("etag")) {
+                        Ok(written) => {
+                            let outcome =
+                                if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
+                            metrics::store_fetch(&self.name, outcome);
+                            report(&self.name, &written);
                         }
-                    }
+                        Err(e) => self.failed("failed", &format!("cannot write the new generation: {e:?}")),
+                    },
                     Err(e) => self.failed("invalid", &format!("invalid document: {e}")),
                 }
             }
             Some(other) => self.failed("failed", &format!("status {other}")),
-            None => self.failed("failed", "no answer (timeout or connection failure)"),
+            None => self
+                .failed("failed", "no answer (timeout, connection failure, or a response over the proxy's size limit)"),
         }
     }
 
