@@ -332,7 +332,13 @@ pub struct Meta {
     pub digest: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Set while generation `gen` is being written (unix seconds of the claim); a claim older
+    /// than [`WRITER_TIMEOUT_SECONDS`] is a writer that died and may be taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writing_since: Option<u64>,
 }
+
+pub const WRITER_TIMEOUT_SECONDS: u64 = 120;
 
 /// What [`write`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,6 +355,8 @@ pub enum WriteError {
     Unavailable,
     /// Other writers kept changing the store.
     Contended,
+    /// Another writer is writing a different content right now; try again later.
+    Busy,
 }
 
 /// The generation readers use, if any.
@@ -377,33 +385,42 @@ pub fn write(
     digest: &str,
     etag: Option<String>,
 ) -> Result<Written, WriteError> {
+    let now = host.now_unix_seconds();
     for _ in 0..16 {
         let (meta, cas) = read_meta(host, store)?;
-        let next = if meta.digest == digest && meta.gen > 0 {
-            if current_generation(host, store) == Some(meta.gen) {
-                return Ok(Written::AlreadyCurrent(meta.gen));
-            }
-            // Claimed for this very content, but not switched to: another writer is at it or
-            // failed half-way. Writing the same generation again is harmless (same records).
-            meta
-        } else {
-            let next = Meta { gen: meta.gen + 1, digest: digest.to_string(), etag: etag.clone() };
-            let claim = serde_json::to_vec(&next).unwrap_or_default();
-            match host.shared_set(&meta_key(store), &claim, cas) {
+        // The next generation always follows the one readers use, so its slot is never theirs
+        // (whatever a writer that died half-way left in `meta`).
+        let live = current_generation(host, store).unwrap_or(0);
+        if live > 0 && meta.gen == live && meta.digest == digest {
+            return Ok(Written::AlreadyCurrent(live));
+        }
+        let next_gen = live + 1;
+        let writing = meta.gen == next_gen && meta.writing_since.is_some_and(|t| now < t + WRITER_TIMEOUT_SECONDS);
+        if writing && meta.digest != digest {
+            return Err(WriteError::Busy);
+        }
+        // Another writer with this very content may be at it: writing the same records again is
+        // harmless, and completes the generation should that writer die.
+        if !writing {
+            let claim =
+                Meta { gen: next_gen, digest: digest.to_string(), etag: etag.clone(), writing_since: Some(now) };
+            match host.shared_set(&meta_key(store), &serde_json::to_vec(&claim).unwrap_or_default(), cas) {
                 Ok(()) => {}
                 Err(SharedError::CasMismatch) => continue,
                 Err(SharedError::Unavailable) => return Err(WriteError::Unavailable),
             }
-            next
-        };
+        }
         let mut written = 0usize;
-        for_each_record(index, next.gen, |kind, lookup, record| {
+        for_each_record(index, next_gen, |kind, lookup, record| {
             let value = serde_json::to_vec(record).unwrap_or_default();
             written += 1;
-            host.shared_set(&record_key(store, next.gen, kind, lookup), &value, 0).map_err(|_| WriteError::Unavailable)
+            host.shared_set(&record_key(store, next_gen, kind, lookup), &value, 0).map_err(|_| WriteError::Unavailable)
         })?;
-        host.shared_set(&gen_key(store), next.gen.to_string().as_bytes(), 0).map_err(|_| WriteError::Unavailable)?;
-        return Ok(Written::Switched { gen: next.gen, records: written });
+        host.shared_set(&gen_key(store), next_gen.to_string().as_bytes(), 0).map_err(|_| WriteError::Unavailable)?;
+        let done = Meta { gen: next_gen, digest: digest.to_string(), etag, writing_since: None };
+        host.shared_set(&meta_key(store), &serde_json::to_vec(&done).unwrap_or_default(), 0)
+            .map_err(|_| WriteError::Unavailable)?;
+        return Ok(Written::Switched { gen: next_gen, records: written });
     }
     Err(WriteError::Contended)
 }
@@ -419,11 +436,12 @@ mod tests {
     struct Shared {
         data: HashMap<String, (Vec<u8>, u32)>,
         next_cas: u32,
+        now: u64,
     }
 
     impl Host for Shared {
         fn now_unix_seconds(&mut self) -> u64 {
-            0
+            self.now
         }
         fn log(&mut self, _: LogLevel, _: &str) {}
         fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {
@@ -497,11 +515,32 @@ mod tests {
         let mut host = Shared::default();
         let idx = index(r#"[{"username":"a","keyauth_credentials":[{"key":"k1"}]}]"#);
         // a claim for this content without the switch (the writer died before `gen`)
-        let claim = serde_json::to_vec(&Meta { gen: 1, digest: "d1".into(), etag: None }).unwrap();
+        let claim = serde_json::to_vec(&Meta { gen: 1, digest: "d1".into(), etag: None, writing_since: None }).unwrap();
         host.shared_set(&meta_key("s"), &claim, 0).unwrap();
         assert_eq!(write(&mut host, "s", &idx, "d1", None), Ok(Written::Switched { gen: 1, records: 3 }));
         assert!(StoreReader::new("s").key(&mut host, b"k1").unwrap().is_some());
         assert_eq!(write(&mut host, "s", &idx, "d1", None), Ok(Written::AlreadyCurrent(1)));
+    }
+
+    #[test]
+    fn a_new_generation_never_overwrites_the_slot_readers_use() {
+        let mut host = Shared::default();
+        let one = index(r#"[{"username":"a","keyauth_credentials":[{"key":"k1"}]}]"#);
+        write(&mut host, "s", &one, "d1", None).unwrap();
+        // a writer of another content claimed generation 2 and died before switching
+        let stale = Meta { gen: 2, digest: "dx".into(), etag: None, writing_since: Some(0) };
+        host.shared_set(&meta_key("s"), &serde_json::to_vec(&stale).unwrap(), 0).unwrap();
+        // ... its claim is stale (now = 0 + timeout is not before it): a third content takes over
+        // generation 2 (slot 0), not 3 (slot 1, the one readers of generation 1 use)
+        host.now = WRITER_TIMEOUT_SECONDS;
+        let two = index(r#"[{"username":"b","keyauth_credentials":[{"key":"k2"}]}]"#);
+        assert_eq!(write(&mut host, "s", &two, "d2", None), Ok(Written::Switched { gen: 2, records: 3 }));
+        assert!(StoreReader::new("s").key(&mut host, b"k2").unwrap().is_some());
+        // a live claim of another content makes a writer back off instead of racing it
+        let live = Meta { gen: 3, digest: "dy".into(), etag: None, writing_since: Some(host.now) };
+        host.shared_set(&meta_key("s"), &serde_json::to_vec(&live).unwrap(), 0).unwrap();
+        assert_eq!(write(&mut host, "s", &one, "d1", None), Err(WriteError::Busy));
+        assert!(StoreReader::new("s").key(&mut host, b"k2").unwrap().is_some());
     }
 
     #[test]
