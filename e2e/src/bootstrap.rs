@@ -113,24 +113,7 @@ impl Bootstrap {
         } else {
             serde_json::to_string(config).unwrap()
         };
-        json!({
-            "name": name,
-            "disabled": true,
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": name,
-                    "root_id": "consumer_auth",
-                    "failure_policy": self.failure_policy,
-                    "configuration": { "@type": STRING_VALUE, "value": text },
-                    "vm_config": {
-                        "vm_id": "consumer_auth",
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": { "local": { "filename": self.wasm } }
-                    }
-                }
-            }
-        })
+        wasm_filter_entry(name, &text, self.failure_policy, &self.wasm)
     }
 
     /// The singleton bootstrap service that runs `config` (see [`Bootstrap::store_service`]).
@@ -235,6 +218,29 @@ pub fn static_cluster(name: &str, port: u16) -> Value {
 
 /// Block-style YAML for a JSON value. Strings are JSON-quoted (valid YAML double-quoted
 /// scalars), except multi-line strings, which become `|-` literal blocks.
+/// One consumer-auth instance in the connection manager's `http_filters`: disabled, enabled by
+/// the routes that use it (`FilterConfig`).
+pub fn wasm_filter_entry(name: &str, configuration: &str, failure_policy: &str, wasm: &str) -> Value {
+    json!({
+        "name": name,
+        "disabled": true,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": "consumer_auth",
+                "failure_policy": failure_policy,
+                "configuration": { "@type": STRING_VALUE, "value": configuration },
+                "vm_config": {
+                    "vm_id": "consumer_auth",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": wasm } }
+                }
+            }
+        }
+    })
+}
+
 /// consumer-auth's counters carry their label values in the stat name (the proxy-wasm ABI has no
 /// labels); these tag extractors turn them into Prometheus labels:
 /// `consumer_auth_requests_total{plugin="key-auth",outcome="authenticated"}`.

@@ -15,12 +15,10 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_secs()
 }
 
-/// An HTTP date (IMF-fixdate, `Thu, 01 Jan 2026 00:00:00 GMT`) of unix seconds `t`.
-pub fn http_date(t: u64) -> String {
-    let days = t / 86_400;
-    let secs = t % 86_400;
-    // civil_from_days (Howard Hinnant)
-    let z = days as i64 + 719_468;
+/// Days since 1970-01-01 -> (year, month, day) (Howard Hinnant's algorithm). Written here, not
+/// taken from the filter, so that the clients do not share the code they test.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -28,7 +26,14 @@ pub fn http_date(t: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// An HTTP date (IMF-fixdate, `Thu, 01 Jan 2026 00:00:00 GMT`) of unix seconds `t`.
+pub fn http_date(t: u64) -> String {
+    let days = t / 86_400;
+    let secs = t % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let weekday = WEEKDAYS[(days % 7) as usize];

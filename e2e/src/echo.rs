@@ -76,7 +76,12 @@ fn serve(stream: TcpStream) {
     let _ = writer.shutdown(Shutdown::Both);
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(serde_json::Value, bool)> {
+/// An HTTP/1.1 request line and headers as sent: method, raw path, version, and the headers in
+/// order with their names as written.
+pub type Head = (String, String, String, Vec<(String, String)>);
+
+/// Read a request head; `None` at the end of the connection or on a malformed head.
+pub fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Head> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -98,6 +103,11 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(serde_json::Value,
         let (n, v) = h.split_once(':')?;
         headers.push((n.trim().to_string(), v.trim().to_string()));
     }
+    Some((method, path, version, headers))
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(serde_json::Value, bool)> {
+    let (method, path, version, headers) = read_head(reader)?;
     let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if get("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {

@@ -261,24 +261,7 @@ impl Case {
 // The bootstrap: every filter listed once, disabled; each route enables its own.
 
 fn wasm_filter(name: &str, config: &str, wasm: &str) -> Value {
-    json!({
-        "name": name,
-        "disabled": true,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": name,
-                "root_id": "consumer_auth",
-                "failure_policy": "FAIL_CLOSED",
-                "configuration": { "@type": consumer_auth_e2e::bootstrap::STRING_VALUE, "value": config },
-                "vm_config": {
-                    "vm_id": "consumer_auth",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": { "local": { "filename": wasm } }
-                }
-            }
-        }
-    })
+    consumer_auth_e2e::bootstrap::wasm_filter_entry(name, config, "FAIL_CLOSED", wasm)
 }
 
 fn bootstrap(n: usize, instances: &[(&'static str, String)], wasm: &str, noop_wasm: &str) -> Value {
@@ -608,18 +591,8 @@ fn machine() -> String {
 
 /// `YYYY-MM-DDTHH-MM-SSZ` (UTC) for `secs` since the epoch.
 fn timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = consumer_auth_e2e::clients::civil_from_days((secs / 86_400) as i64);
     format!("{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
