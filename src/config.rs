@@ -16,6 +16,7 @@ use crate::consumers::{
 };
 use crate::pipeline::LogLevel;
 use crate::plugins::{self, Configured};
+use crate::store::{Builder, Population};
 
 /// A refused configuration: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,13 +228,6 @@ fn default_timeout_ms() -> u64 {
     5000
 }
 
-/// A consumers document as a remote source serves it: only `consumers` is read.
-#[derive(Debug, Deserialize)]
-struct RawConsumersDocument {
-    #[serde(default)]
-    consumers: Vec<RawConsumer>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // `tags`, `created_at`: decK fields, accepted so Kong dumps load unchanged
@@ -372,7 +366,7 @@ pub struct StoreDefinition {
 
 pub enum StoreContent {
     /// Consumers given in the document, validated; `digest` identifies the content.
-    Inline { index: Box<ConsumerIndex>, digest: String },
+    Inline { population: Box<Population>, digest: String },
     /// Fetched over HTTP and refreshed.
     Remote(RemoteSource),
 }
@@ -468,23 +462,111 @@ impl Config {
 }
 
 /// Parse and validate a consumers document (`{"consumers": [...]}`, other top-level fields
-/// ignored) as a remote source serves it.
-pub fn parse_consumers_document(json: &[u8]) -> Result<ConsumerIndex, ConfigError> {
-    ConsumersDocument::parse(json)?.validate()
+/// ignored) as a remote source serves it, into a store population. The consumers are streamed:
+/// each is validated and turned into records on its own, so that a million of them are never
+/// held as parsed structures (only their compact records are).
+pub fn parse_consumers_document(json: &[u8]) -> Result<Population, ConfigError> {
+    // Records take about twice the JSON of the bench's consumers; reserved, not touched.
+    let mut builder = Builder::new("consumers", json.len().saturating_mul(2));
+    for_each_consumer(json, |ci, c| builder.add(ci, &c))?;
+    builder.finish()
 }
 
-/// A consumers document parsed but not yet validated: lets a loader free the raw bytes before
-/// building the index (a million consumers' document is large).
-pub struct ConsumersDocument(Vec<RawConsumer>);
-
-impl ConsumersDocument {
-    pub fn parse(json: &[u8]) -> Result<ConsumersDocument, ConfigError> {
-        let doc: RawConsumersDocument = parse_document(json)?;
-        Ok(ConsumersDocument(doc.consumers))
+/// Call `each` with every consumer of a consumers document, validated, in document order.
+fn for_each_consumer(
+    json: &[u8],
+    mut each: impl FnMut(usize, ValidConsumer) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    let mut refused = None;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut track = serde_path_to_error::Track::new();
+    let seed = DocumentSeed { each: &mut each, refused: &mut refused };
+    let result =
+        serde::de::DeserializeSeed::deserialize(seed, serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    if let Some(e) = refused {
+        return Err(e);
     }
+    result.map_err(|e| serde_error(track.path().to_string(), e))?;
+    de.end().map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))
+}
 
-    pub fn validate(self) -> Result<ConsumerIndex, ConfigError> {
-        build_consumers(self.0, "consumers")
+/// The top level of a consumers document: `consumers` is streamed, anything else skipped.
+struct DocumentSeed<'a, F> {
+    each: &'a mut F,
+    refused: &'a mut Option<ConfigError>,
+}
+
+impl<'de, F: FnMut(usize, ValidConsumer) -> Result<(), ConfigError>> serde::de::DeserializeSeed<'de>
+    for DocumentSeed<'_, F>
+{
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(usize, ValidConsumer) -> Result<(), ConfigError>> serde::de::Visitor<'de> for DocumentSeed<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key != "consumers" {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            if seen {
+                return Err(serde::de::Error::duplicate_field("consumers"));
+            }
+            seen = true;
+            map.next_value_seed(ConsumersSeed { each: &mut *self.each, refused: &mut *self.refused })?;
+        }
+        Ok(())
+    }
+}
+
+/// The `consumers` array, one consumer at a time.
+struct ConsumersSeed<'a, F> {
+    each: &'a mut F,
+    refused: &'a mut Option<ConfigError>,
+}
+
+impl<'de, F: FnMut(usize, ValidConsumer) -> Result<(), ConfigError>> serde::de::DeserializeSeed<'de>
+    for ConsumersSeed<'_, F>
+{
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(usize, ValidConsumer) -> Result<(), ConfigError>> serde::de::Visitor<'de> for ConsumersSeed<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut ci = 0;
+        while let Some(raw) = seq.next_element::<RawConsumer>()? {
+            if let Err(e) = validate_consumer(raw, "consumers", ci).and_then(|c| (self.each)(ci, c)) {
+                *self.refused = Some(e);
+                return Err(serde::de::Error::custom("refused"));
+            }
+            ci += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A serde error at `path` as a refusal.
+fn serde_error(path: String, e: serde_json::Error) -> ConfigError {
+    let path = if path == "." { String::new() } else { path };
+    if e.is_syntax() || e.is_eof() {
+        ConfigError::new("", ErrorKind::Syntax(e.to_string()))
+    } else {
+        from_serde_message(&path, &e.to_string())
     }
 }
 
@@ -492,15 +574,8 @@ impl ConsumersDocument {
 /// million consumers must not be held twice), keeping the JSON path of any error.
 fn parse_document<T: DeserializeOwned>(json: &[u8]) -> Result<T, ConfigError> {
     let mut de = serde_json::Deserializer::from_slice(json);
-    let parsed: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        if e.inner().is_syntax() || e.inner().is_eof() {
-            ConfigError::new("", ErrorKind::Syntax(e.inner().to_string()))
-        } else {
-            from_serde_message(&path, &e.inner().to_string())
-        }
-    })?;
+    let parsed: T =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| serde_error(e.path().to_string(), e.into_inner()))?;
     de.end().map_err(|e| ConfigError::new("", ErrorKind::Syntax(e.to_string())))?;
     Ok(parsed)
 }
@@ -521,7 +596,11 @@ fn build_store(raw: RawStore, document: &[u8]) -> Result<StoreDefinition, Config
             // The document's digest identifies the content: the same document on every worker
             // writes the store once.
             let digest = hex::encode(consumers::sha256(document));
-            StoreContent::Inline { index: Box::new(build_consumers(consumers, "store.consumers")?), digest }
+            let mut builder = crate::store::Builder::new("store.consumers", 0);
+            for (ci, raw) in consumers.into_iter().enumerate() {
+                builder.add(ci, &validate_consumer(raw, "store.consumers", ci)?)?;
+            }
+            StoreContent::Inline { population: Box::new(builder.finish()?), digest }
         }
         (None, Some(s)) => {
             if s.refresh_seconds == 0 {
@@ -594,6 +673,175 @@ impl<K: std::hash::Hash + Eq> Seen<K> {
     }
 }
 
+/// One consumer of a document with its credentials, validated on its own. Uniqueness across
+/// consumers is checked by whoever collects them: the inline index ([`build_consumers`]) or the
+/// store builder ([`crate::store::Builder`]).
+pub struct ValidConsumer {
+    pub consumer: Rc<Consumer>,
+    pub keys: Vec<ValidKey>,
+    pub basic: Vec<BasicCredential>,
+    pub hmac: Vec<HmacCredential>,
+    pub jwt: Vec<JwtCredential>,
+}
+
+pub struct ValidKey {
+    pub digest: [u8; 32],
+    /// Given as `key_hash` rather than `key` (names the field in a refusal).
+    pub from_hash: bool,
+    pub credential: KeyCredential,
+}
+
+/// The JSON path of a field of consumer `ci` (`at_path[ci].field`).
+pub fn consumer_path(at_path: &str, ci: usize, field: &str) -> String {
+    if field.is_empty() {
+        format!("{at_path}[{ci}]")
+    } else {
+        format!("{at_path}[{ci}].{field}")
+    }
+}
+
+/// Validate consumer `ci` of the array at `at_path`.
+fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidConsumer, ConfigError> {
+    let at = consumer_path(at_path, ci, "");
+    let username = c.username.filter(|u| !u.is_empty());
+    let custom_id = c.custom_id.filter(|u| !u.is_empty());
+    if username.is_none() && custom_id.is_none() {
+        return Err(ConfigError::new(at, ErrorKind::AtLeastOneOf("'custom_id', 'username'")));
+    }
+    let id = match c.id {
+        Some(id) => {
+            check_uuid(&id, format!("{at}.id"))?;
+            id
+        }
+        None => match (&username, &custom_id) {
+            (Some(u), _) => consumers::derived_id("consumer", u),
+            (None, Some(cid)) => consumers::derived_id("consumer-custom-id", cid),
+            (None, None) => String::new(),
+        },
+    };
+    let mut groups = Vec::with_capacity(c.acls.len());
+    for (ai, acl) in c.acls.into_iter().enumerate() {
+        if acl.group.is_empty() {
+            return Err(ConfigError::new(format!("{at}.acls[{ai}].group"), ErrorKind::Empty));
+        }
+        if let Some(aid) = &acl.id {
+            check_uuid(aid, format!("{at}.acls[{ai}].id"))?;
+        }
+        if !groups.contains(&acl.group) {
+            groups.push(acl.group);
+        }
+    }
+    let consumer = Rc::new(Consumer { id, username, custom_id, groups });
+    let id = &consumer.id;
+
+    let mut keys = Vec::with_capacity(c.keyauth_credentials.len());
+    for (ki, k) in c.keyauth_credentials.into_iter().enumerate() {
+        let kat = format!("{at}.keyauth_credentials[{ki}]");
+        let digest = match (&k.key, &k.key_hash) {
+            (Some(key), None) if key.is_empty() => {
+                return Err(ConfigError::new(format!("{kat}.key"), ErrorKind::Empty))
+            }
+            (Some(key), None) => consumers::key_digest(key.as_bytes()),
+            (None, Some(hash)) => parse_sha256_hash(hash).ok_or_else(|| {
+                ConfigError::new(format!("{kat}.key_hash"), ErrorKind::BadHash("'sha256:' followed by 64 hex digits"))
+            })?,
+            _ => return Err(ConfigError::new(kat, ErrorKind::ExactlyOneOf("'key', 'key_hash'"))),
+        };
+        let cred_id = match k.id {
+            Some(cid) => {
+                check_uuid(&cid, format!("{kat}.id"))?;
+                cid
+            }
+            None => consumers::derived_id("keyauth", &format!("{id}:{ki}")),
+        };
+        let credential = KeyCredential { id: cred_id, consumer: Rc::clone(&consumer), expires_at: k.expires_at };
+        keys.push(ValidKey { digest, from_hash: k.key.is_none(), credential });
+    }
+
+    let mut basic = Vec::with_capacity(c.basicauth_credentials.len());
+    for (bi, b) in c.basicauth_credentials.into_iter().enumerate() {
+        let bat = format!("{at}.basicauth_credentials[{bi}]");
+        if b.username.is_empty() {
+            return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Empty));
+        }
+        if b.username.contains(':') {
+            return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Rule("must not contain ':'")));
+        }
+        if let Some(bid) = &b.id {
+            check_uuid(bid, format!("{bat}.id"))?;
+        }
+        let verifier = match (&b.password, &b.password_hash) {
+            (Some(p), None) => PasswordVerifier::from_plain(p.as_bytes()),
+            (None, Some(h)) => parse_password_hash(h, id).ok_or_else(|| {
+                ConfigError::new(
+                    format!("{bat}.password_hash"),
+                    ErrorKind::BadHash("40 hex digits (Kong's salted SHA-1) or 'sha256:' followed by 64 hex digits"),
+                )
+            })?,
+            _ => return Err(ConfigError::new(bat, ErrorKind::ExactlyOneOf("'password', 'password_hash'"))),
+        };
+        basic.push(BasicCredential { username: b.username, consumer: Rc::clone(&consumer), verifier });
+    }
+
+    let mut hmac = Vec::with_capacity(c.hmacauth_credentials.len());
+    for (hi, h) in c.hmacauth_credentials.into_iter().enumerate() {
+        let hat = format!("{at}.hmacauth_credentials[{hi}]");
+        if h.username.is_empty() {
+            return Err(ConfigError::new(format!("{hat}.username"), ErrorKind::Empty));
+        }
+        if h.secret.is_empty() {
+            return Err(ConfigError::new(format!("{hat}.secret"), ErrorKind::Empty));
+        }
+        if let Some(hid) = &h.id {
+            check_uuid(hid, format!("{hat}.id"))?;
+        }
+        hmac.push(HmacCredential::new(h.username, Rc::clone(&consumer), h.secret.into_bytes()));
+    }
+
+    let mut jwt = Vec::with_capacity(c.jwt_secrets.len());
+    for (ji, j) in c.jwt_secrets.into_iter().enumerate() {
+        let jat = format!("{at}.jwt_secrets[{ji}]");
+        if j.key.is_empty() {
+            return Err(ConfigError::new(format!("{jat}.key"), ErrorKind::Empty));
+        }
+        if let Some(jid) = &j.id {
+            check_uuid(jid, format!("{jat}.id"))?;
+        }
+        const JWT_ALGORITHMS: &[&str] = &[
+            "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+        ];
+        if let Some(alg) = &j.algorithm {
+            if !JWT_ALGORITHMS.contains(&alg.as_str()) {
+                return Err(ConfigError::new(
+                    format!("{jat}.algorithm"),
+                    ErrorKind::Rule(
+                        "expected one of: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+                    ),
+                ));
+            }
+        }
+        let algorithm = plugins::jwt::Algorithm::parse(j.algorithm.as_deref().unwrap_or("HS256")).unwrap_or_default();
+        let verifier = plugins::jwt::VerifyingKey::parse(algorithm, j.secret.as_deref(), j.rsa_public_key.as_deref())
+            .map_err(|e| match e {
+            plugins::jwt::KeyError::SecretMissing => {
+                ConfigError::new(format!("{jat}.secret"), ErrorKind::RequiredFieldMissing)
+            }
+            plugins::jwt::KeyError::SecretEmpty => ConfigError::new(format!("{jat}.secret"), ErrorKind::Empty),
+            plugins::jwt::KeyError::PublicKeyMissing => {
+                ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::RequiredFieldMissing)
+            }
+            plugins::jwt::KeyError::Invalid(why) => {
+                ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::Rule(why))
+            }
+        })?;
+        let material = JwtMaterial { secret: j.secret, rsa_public_key: j.rsa_public_key };
+        jwt.push(JwtCredential { key: j.key, consumer: Rc::clone(&consumer), algorithm, verifier, material });
+    }
+    Ok(ValidConsumer { consumer, keys, basic, hmac, jwt })
+}
+
+/// Validate every consumer of a (small, inline) array and index them, refusing duplicates in
+/// document order.
 fn build_consumers(raw: Vec<RawConsumer>, at_path: &str) -> Result<ConsumerIndex, ConfigError> {
     let mut index = ConsumerIndex::default();
     let mut ids = Seen::new("id", true);
@@ -605,171 +853,39 @@ fn build_consumers(raw: Vec<RawConsumer>, at_path: &str) -> Result<ConsumerIndex
     let mut hmac_users = Seen::new("username", true);
     let mut jwt_keys = Seen::new("key", true);
 
-    for (ci, c) in raw.into_iter().enumerate() {
-        let at = format!("{at_path}[{ci}]");
-        let owner = at.clone();
-        let username = c.username.filter(|u| !u.is_empty());
-        let custom_id = c.custom_id.filter(|u| !u.is_empty());
-        if username.is_none() && custom_id.is_none() {
-            return Err(ConfigError::new(at, ErrorKind::AtLeastOneOf("'custom_id', 'username'")));
+    for (ci, raw) in raw.into_iter().enumerate() {
+        let v = validate_consumer(raw, at_path, ci)?;
+        let owner = consumer_path(at_path, ci, "");
+        let path = |field: String| consumer_path(at_path, ci, &field);
+        let c = &v.consumer;
+        if let Some(u) = &c.username {
+            usernames.claim(u.clone(), u, owner.clone(), path("username".into()))?;
         }
-        let id = match c.id {
-            Some(id) => {
-                check_uuid(&id, format!("{at}.id"))?;
-                id
-            }
-            None => match (&username, &custom_id) {
-                (Some(u), _) => consumers::derived_id("consumer", u),
-                (None, Some(cid)) => consumers::derived_id("consumer-custom-id", cid),
-                (None, None) => String::new(),
-            },
-        };
-        if let Some(u) = &username {
-            usernames.claim(u.clone(), u, owner.clone(), format!("{at}.username"))?;
+        if let Some(cid) = &c.custom_id {
+            custom_ids.claim(cid.clone(), cid, owner.clone(), path("custom_id".into()))?;
         }
-        if let Some(cid) = &custom_id {
-            custom_ids.claim(cid.clone(), cid, owner.clone(), format!("{at}.custom_id"))?;
+        ids.claim(c.id.clone(), &c.id, owner.clone(), path("id".into()))?;
+        index.insert_consumer(Rc::clone(c));
+        for (ki, k) in v.keys.into_iter().enumerate() {
+            let field = if k.from_hash { "key_hash" } else { "key" };
+            keys.claim(k.digest, "", owner.clone(), path(format!("keyauth_credentials[{ki}].{field}")))?;
+            let cid = &k.credential.id;
+            key_ids.claim(cid.clone(), cid, owner.clone(), path(format!("keyauth_credentials[{ki}].id")))?;
+            index.insert_key(k.digest, k.credential);
         }
-        ids.claim(id.clone(), &id, owner.clone(), format!("{at}.id"))?;
-        let mut groups = Vec::with_capacity(c.acls.len());
-        for (ai, acl) in c.acls.iter().enumerate() {
-            if acl.group.is_empty() {
-                return Err(ConfigError::new(format!("{at}.acls[{ai}].group"), ErrorKind::Empty));
-            }
-            if let Some(aid) = &acl.id {
-                check_uuid(aid, format!("{at}.acls[{ai}].id"))?;
-            }
-            if !groups.contains(&acl.group) {
-                groups.push(acl.group.clone());
-            }
+        for (bi, b) in v.basic.into_iter().enumerate() {
+            let u = &b.username;
+            basic_users.claim(u.clone(), u, owner.clone(), path(format!("basicauth_credentials[{bi}].username")))?;
+            index.insert_basic(b);
         }
-        let consumer = Rc::new(Consumer { id: id.clone(), username, custom_id, groups });
-        index.insert_consumer(Rc::clone(&consumer));
-
-        for (ki, k) in c.keyauth_credentials.into_iter().enumerate() {
-            let kat = format!("{at}.keyauth_credentials[{ki}]");
-            let digest = match (&k.key, &k.key_hash) {
-                (Some(key), None) if key.is_empty() => {
-                    return Err(ConfigError::new(format!("{kat}.key"), ErrorKind::Empty))
-                }
-                (Some(key), None) => consumers::key_digest(key.as_bytes()),
-                (None, Some(hash)) => parse_sha256_hash(hash).ok_or_else(|| {
-                    ConfigError::new(
-                        format!("{kat}.key_hash"),
-                        ErrorKind::BadHash("'sha256:' followed by 64 hex digits"),
-                    )
-                })?,
-                _ => return Err(ConfigError::new(kat, ErrorKind::ExactlyOneOf("'key', 'key_hash'"))),
-            };
-            let field = if k.key.is_some() { "key" } else { "key_hash" };
-            keys.claim(digest, "", owner.clone(), format!("{kat}.{field}"))?;
-            let cred_id = match k.id {
-                Some(cid) => {
-                    check_uuid(&cid, format!("{kat}.id"))?;
-                    cid
-                }
-                None => consumers::derived_id("keyauth", &format!("{id}:{ki}")),
-            };
-            key_ids.claim(cred_id.clone(), &cred_id, owner.clone(), format!("{kat}.id"))?;
-            index.insert_key(
-                digest,
-                KeyCredential { id: cred_id, consumer: Rc::clone(&consumer), expires_at: k.expires_at },
-            );
+        for (hi, h) in v.hmac.into_iter().enumerate() {
+            let u = &h.username;
+            hmac_users.claim(u.clone(), u, owner.clone(), path(format!("hmacauth_credentials[{hi}].username")))?;
+            index.insert_hmac(h);
         }
-
-        for (bi, b) in c.basicauth_credentials.into_iter().enumerate() {
-            let bat = format!("{at}.basicauth_credentials[{bi}]");
-            if b.username.is_empty() {
-                return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Empty));
-            }
-            if b.username.contains(':') {
-                return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Rule("must not contain ':'")));
-            }
-            if let Some(bid) = &b.id {
-                check_uuid(bid, format!("{bat}.id"))?;
-            }
-            basic_users.claim(b.username.clone(), &b.username, owner.clone(), format!("{bat}.username"))?;
-            let verifier = match (&b.password, &b.password_hash) {
-                (Some(p), None) => PasswordVerifier::from_plain(p.as_bytes()),
-                (None, Some(h)) => parse_password_hash(h, &id).ok_or_else(|| {
-                    ConfigError::new(
-                        format!("{bat}.password_hash"),
-                        ErrorKind::BadHash(
-                            "40 hex digits (Kong's salted SHA-1) or 'sha256:' followed by 64 hex digits",
-                        ),
-                    )
-                })?,
-                _ => return Err(ConfigError::new(bat, ErrorKind::ExactlyOneOf("'password', 'password_hash'"))),
-            };
-            index.insert_basic(BasicCredential { username: b.username, consumer: Rc::clone(&consumer), verifier });
-        }
-
-        for (hi, h) in c.hmacauth_credentials.iter().enumerate() {
-            let hat = format!("{at}.hmacauth_credentials[{hi}]");
-            if h.username.is_empty() {
-                return Err(ConfigError::new(format!("{hat}.username"), ErrorKind::Empty));
-            }
-            if h.secret.is_empty() {
-                return Err(ConfigError::new(format!("{hat}.secret"), ErrorKind::Empty));
-            }
-            if let Some(hid) = &h.id {
-                check_uuid(hid, format!("{hat}.id"))?;
-            }
-            hmac_users.claim(h.username.clone(), &h.username, owner.clone(), format!("{hat}.username"))?;
-            index.insert_hmac(HmacCredential::new(
-                h.username.clone(),
-                Rc::clone(&consumer),
-                h.secret.as_bytes().to_vec(),
-            ));
-        }
-
-        for (ji, j) in c.jwt_secrets.iter().enumerate() {
-            let jat = format!("{at}.jwt_secrets[{ji}]");
-            if j.key.is_empty() {
-                return Err(ConfigError::new(format!("{jat}.key"), ErrorKind::Empty));
-            }
-            if let Some(jid) = &j.id {
-                check_uuid(jid, format!("{jat}.id"))?;
-            }
-            const JWT_ALGORITHMS: &[&str] = &[
-                "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
-                "EdDSA",
-            ];
-            if let Some(alg) = &j.algorithm {
-                if !JWT_ALGORITHMS.contains(&alg.as_str()) {
-                    return Err(ConfigError::new(
-                        format!("{jat}.algorithm"),
-                        ErrorKind::Rule("expected one of: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"),
-                    ));
-                }
-            }
-            jwt_keys.claim(j.key.clone(), &j.key, owner.clone(), format!("{jat}.key"))?;
-            let algorithm =
-                plugins::jwt::Algorithm::parse(j.algorithm.as_deref().unwrap_or("HS256")).unwrap_or_default();
-            let verifier =
-                plugins::jwt::VerifyingKey::parse(algorithm, j.secret.as_deref(), j.rsa_public_key.as_deref())
-                    .map_err(|e| match e {
-                        plugins::jwt::KeyError::SecretMissing => {
-                            ConfigError::new(format!("{jat}.secret"), ErrorKind::RequiredFieldMissing)
-                        }
-                        plugins::jwt::KeyError::SecretEmpty => {
-                            ConfigError::new(format!("{jat}.secret"), ErrorKind::Empty)
-                        }
-                        plugins::jwt::KeyError::PublicKeyMissing => {
-                            ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::RequiredFieldMissing)
-                        }
-                        plugins::jwt::KeyError::Invalid(why) => {
-                            ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::Rule(why))
-                        }
-                    })?;
-            let material = JwtMaterial { secret: j.secret.clone(), rsa_public_key: j.rsa_public_key.clone() };
-            index.insert_jwt(JwtCredential {
-                key: j.key.clone(),
-                consumer: Rc::clone(&consumer),
-                algorithm,
-                verifier,
-                material,
-            });
+        for (ji, j) in v.jwt.into_iter().enumerate() {
+            jwt_keys.claim(j.key.clone(), &j.key, owner.clone(), path(format!("jwt_secrets[{ji}].key")))?;
+            index.insert_jwt(j);
         }
     }
     Ok(index)

@@ -4,53 +4,74 @@
 //!
 //! Layout (all keys under `consumer-auth:store:<name>:`):
 //!
-//! - `gen` — the current generation `N` (decimal). Readers read it once per request.
-//! - `meta` — the writer's bookkeeping: `{"gen":N,"digest":"<content digest>","etag":…}`, updated
+//! - `gen` — `"<N> <B>"`: the current generation `N` and its number of buckets `B`. Readers read
+//!   it once per request.
+//! - `meta` — the writer's bookkeeping (`{"gen":N,"digest":…,"etag":…,"slots":[…]}`), updated
 //!   with compare-and-swap so that one writer per content fills the store (once per proxy, not
 //!   once per worker).
-//! - `<N % 2>:<kind>:<lookup key>` — one record per lookup: `k:<hex sha256 of the API key>`,
-//!   `b:<basic username>`, `h:<hmac username>`, `j:<jwt key>`, `c:<consumer id>`,
-//!   `u:<consumer username>`. Each record carries its generation.
+//! - `<N % 2>:<i>` — bucket `i` of generation `N` (`0 ≤ i < B`): a version byte, `N`, then the
+//!   records whose lookup hashes to `i`, ~32 per bucket. A record is `kind`, lookup, value (binary,
+//!   length-prefixed). Lookups: the first 16 bytes of the SHA-256 of an API key (never the key),
+//!   a basic/hmac username, a jwt key, a consumer id (16 bytes for a canonical lower-case UUID),
+//!   a consumer username.
 //!
-//! Generation `N+1` is written into the slot generation `N` does not use, then `gen` is switched:
-//! a reader sees all of `N` or all of `N+1`, never a mix. A record whose generation is not the
-//! one the reader switched to is stale (left over from `N-1`) and counts as absent. Keys are
-//! digests or names, never a secret.
+//! Many records per entry keep Envoy's per-entry cost (two strings and a map node, ~150 bytes)
+//! off the per-consumer bill, and a lookup is still two shared-data reads (`gen`, one bucket).
+//! Generation `N+1` is written into the slot generation `N` does not use, then `gen` is switched,
+//! then `N`'s buckets are emptied: a reader sees all of `N` or all of `N+1`. A bucket whose
+//! generation is not the one the reader switched to is stale and makes the reader re-read `gen`.
 
 use std::cell::RefCell;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{consumer_path, ConfigError, ErrorKind, ValidConsumer};
 use crate::consumers::{
-    BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, JwtMaterial, KeyCredential,
-    PasswordVerifier,
+    BasicCredential, Consumer, HmacCredential, JwtCredential, JwtMaterial, KeyCredential, PasswordVerifier,
 };
 use crate::pipeline::{Host, SharedError};
 use crate::plugins::jwt::{Algorithm, VerifyingKey};
 
-/// What a record is looked up by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The first byte of every bucket: the record format.
+const FORMAT: u8 = 2;
+/// Records per bucket on average: a bucket read copies ~2 KB, a shared-data entry's own cost is
+/// shared by this many records.
+const RECORDS_PER_BUCKET: usize = 32;
+
+/// What a record is looked up by. The last two are only checked for uniqueness, never written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Kind {
-    Key,
-    Basic,
-    Hmac,
-    Jwt,
-    ConsumerId,
-    ConsumerName,
+    Key = 1,
+    Basic = 2,
+    Hmac = 3,
+    Jwt = 4,
+    ConsumerId = 5,
+    ConsumerName = 6,
+    CustomId = 7,
+    KeyId = 8,
 }
 
 impl Kind {
-    fn tag(self) -> &'static str {
-        match self {
-            Kind::Key => "k",
-            Kind::Basic => "b",
-            Kind::Hmac => "h",
-            Kind::Jwt => "j",
-            Kind::ConsumerId => "c",
-            Kind::ConsumerName => "u",
-        }
+    fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::Key,
+            2 => Kind::Basic,
+            3 => Kind::Hmac,
+            4 => Kind::Jwt,
+            5 => Kind::ConsumerId,
+            6 => Kind::ConsumerName,
+            7 => Kind::CustomId,
+            8 => Kind::KeyId,
+            _ => return None,
+        })
+    }
+
+    fn stored(self) -> bool {
+        self <= Kind::ConsumerName
     }
 }
 
@@ -66,126 +87,434 @@ pub fn meta_key(store: &str) -> String {
     format!("{}meta", prefix(store))
 }
 
-pub fn record_key(store: &str, gen: u64, kind: Kind, lookup: &str) -> String {
-    format!("{}{}:{}:{lookup}", prefix(store), gen % 2, kind.tag())
+pub fn bucket_key(store: &str, gen: u64, bucket: u32) -> String {
+    format!("{}{}:{bucket}", prefix(store), gen % 2)
 }
 
-/// The lookup key of an API key: the hex SHA-256 digest.
-pub fn key_lookup(digest: &[u8; 32]) -> String {
-    hex::encode(digest)
+/// `"<gen> <buckets>"`.
+fn parse_gen(v: &[u8]) -> Option<(u64, u32)> {
+    let (g, b) = std::str::from_utf8(v).ok()?.split_once(' ')?;
+    Some((g.parse().ok()?, b.parse::<u32>().ok()?.max(1)))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct ConsumerRecord {
-    i: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    u: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    c: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    g: Vec<String>,
-}
-
-impl ConsumerRecord {
-    fn of(c: &Consumer) -> Self {
-        ConsumerRecord { i: c.id.clone(), u: c.username.clone(), c: c.custom_id.clone(), g: c.groups.clone() }
+/// A stable 32-bit hash of a lookup (the same in every VM): FNV-1a, then a 64-bit finaliser.
+fn lookup_hash(kind: Kind, lookup: &[u8]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in std::iter::once(&(kind as u8)).chain(lookup) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
-
-    fn into_consumer(self) -> Rc<Consumer> {
-        Rc::new(Consumer { id: self.i, username: self.u, custom_id: self.c, groups: self.g })
-    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    (h >> 32) as u32
 }
 
-/// One stored record. Which fields are set depends on the kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// The generation this record belongs to.
-    g: u64,
-    c: ConsumerRecord,
-    /// key-auth credential id, basic/hmac username, jwt key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    exp: Option<u64>,
-    /// basic-auth verifier (`sha256:<hex>` or `sha1:<hex>:<salt>`), hmac secret (base64), jwt
-    /// secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    s: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    alg: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pem: Option<String>,
+/// The lookup of an API key: the first half of its SHA-256 digest.
+fn key_lookup(digest: &[u8; 32]) -> &[u8] {
+    digest.get(..16).unwrap_or(digest)
 }
 
-impl Record {
-    fn new(gen: u64, consumer: &Consumer) -> Self {
-        Record { g: gen, c: ConsumerRecord::of(consumer), id: None, exp: None, s: None, alg: None, pem: None }
+/// A consumer id as a lookup: 16 bytes for a canonical lower-case UUID, else its text.
+fn id_lookup(id: &str) -> Vec<u8> {
+    match canonical_uuid(id) {
+        Some(u) => u.as_bytes().to_vec(),
+        None => id.as_bytes().to_vec(),
     }
 }
 
-fn encode_verifier(v: &PasswordVerifier) -> String {
-    match v {
-        PasswordVerifier::Sha256(d) => format!("sha256:{}", hex::encode(d)),
-        PasswordVerifier::KongSha1 { digest, salt } => format!("sha1:{}:{salt}", hex::encode(digest)),
+fn canonical_uuid(id: &str) -> Option<uuid::Uuid> {
+    let u = uuid::Uuid::try_parse(id).ok()?;
+    let mut buf = [0u8; 36];
+    (u.hyphenated().encode_lower(&mut buf).as_bytes() == id.as_bytes()).then_some(u)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record encoding: varint lengths, binary ids.
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        Some(b) => {
+            out.push(1);
+            put_bytes(out, b);
+        }
+        None => out.push(0),
     }
 }
 
-fn decode_verifier(s: &str) -> Option<PasswordVerifier> {
-    if let Some(h) = s.strip_prefix("sha256:") {
-        let mut d = [0u8; 32];
-        hex::decode_to_slice(h, &mut d).ok()?;
-        return Some(PasswordVerifier::Sha256(d));
-    }
-    let (h, salt) = s.strip_prefix("sha1:")?.split_once(':')?;
-    let mut digest = [0u8; 20];
-    hex::decode_to_slice(h, &mut digest).ok()?;
-    Some(PasswordVerifier::KongSha1 { digest, salt: salt.to_string() })
-}
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
-/// Hand every record of a validated consumer population, for generation `gen`, to `put` one
-/// at a time (a population of a million consumers is never held as records all at once).
-pub fn for_each_record<E>(
-    index: &ConsumerIndex,
-    gen: u64,
-    mut put: impl FnMut(Kind, &str, &Record) -> Result<(), E>,
-) -> Result<(), E> {
-    use base64::Engine;
-    for c in index.consumers() {
-        let r = Record::new(gen, c);
-        put(Kind::ConsumerId, &c.id, &r)?;
-        if let Some(u) = &c.username {
-            put(Kind::ConsumerName, u, &r)?;
+/// A UUID in 16 bytes when its text is the canonical lower-case form, else as text.
+fn put_id(out: &mut Vec<u8>, id: &str) {
+    match canonical_uuid(id) {
+        Some(u) => {
+            out.push(0);
+            out.extend_from_slice(u.as_bytes());
+        }
+        None => {
+            out.push(1);
+            put_bytes(out, id.as_bytes());
         }
     }
-    for (digest, k) in index.key_credentials() {
-        let mut r = Record::new(gen, &k.consumer);
-        r.id = Some(k.id.clone());
-        r.exp = k.expires_at;
-        put(Kind::Key, &key_lookup(digest), &r)?;
-    }
-    for b in index.basic_credentials() {
-        let mut r = Record::new(gen, &b.consumer);
-        r.s = Some(encode_verifier(&b.verifier));
-        put(Kind::Basic, &b.username, &r)?;
-    }
-    for h in index.hmac_credentials() {
-        let mut r = Record::new(gen, &h.consumer);
-        r.s = Some(b64().encode(h.secret()));
-        put(Kind::Hmac, &h.username, &r)?;
-    }
-    for j in index.jwt_credentials() {
-        let mut r = Record::new(gen, &j.consumer);
-        r.alg = Some(j.algorithm.name().to_string());
-        r.s = j.material.secret.clone();
-        r.pem = j.material.rsa_public_key.clone();
-        put(Kind::Jwt, &j.key, &r)?;
-    }
-    Ok(())
 }
+
+fn put_consumer(out: &mut Vec<u8>, c: &Consumer) {
+    put_id(out, &c.id);
+    put_opt(out, c.username.as_deref().map(str::as_bytes));
+    put_opt(out, c.custom_id.as_deref().map(str::as_bytes));
+    put_varint(out, c.groups.len() as u64);
+    for g in &c.groups {
+        put_bytes(out, g.as_bytes());
+    }
+}
+
+/// Reads what the `put_*` functions wrote; `None` on anything malformed (never a panic).
+struct Dec<'a>(&'a [u8]);
+
+impl<'a> Dec<'a> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        self.take(n)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        std::str::from_utf8(self.bytes()?).ok().map(str::to_string)
+    }
+
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        match self.u8()? {
+            0 => Some(None),
+            _ => self.string().map(Some),
+        }
+    }
+
+    fn id(&mut self) -> Option<String> {
+        match self.u8()? {
+            0 => Some(uuid::Uuid::from_slice(self.take(16)?).ok()?.hyphenated().to_string()),
+            _ => self.string(),
+        }
+    }
+
+    fn consumer(&mut self) -> Option<Rc<Consumer>> {
+        let id = self.id()?;
+        let username = self.opt_string()?;
+        let custom_id = self.opt_string()?;
+        let n = self.varint()?;
+        let mut groups = Vec::new();
+        for _ in 0..n {
+            groups.push(self.string()?);
+        }
+        Some(Rc::new(Consumer { id, username, custom_id, groups }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building a population: records collected in one arena, grouped into buckets at the end.
+
+/// Collects the records of a consumer population as its consumers are validated one at a time,
+/// then groups them into buckets and checks uniqueness (equal lookups share a bucket). Each
+/// record is `[consumer index u32][credential index u16][flags u8][kind u8][lookup][value]` in
+/// one arena; only `[kind][lookup][value]` is stored.
+pub struct Builder {
+    at_path: String,
+    arena: Vec<u8>,
+    /// (lookup hash, then bucket; offset in `arena`)
+    index: Vec<(u32, u32)>,
+    stored: usize,
+    scratch: Vec<u8>,
+}
+
+const META_LEN: usize = 7;
+/// Flag: a key given as `key_hash` (names the field of a duplicate).
+const FROM_HASH: u8 = 1;
+
+impl Builder {
+    /// `at_path`: the JSON path of the consumers array, for refusals; `capacity`: bytes to
+    /// reserve (untouched reserved memory costs nothing).
+    pub fn new(at_path: &str, capacity: usize) -> Builder {
+        Builder {
+            at_path: at_path.to_string(),
+            arena: Vec::with_capacity(capacity),
+            index: Vec::new(),
+            stored: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, ci: usize, sub: usize, flags: u8, kind: Kind, lookup: &[u8]) -> Result<(), ConfigError> {
+        let offset = u32::try_from(self.arena.len())
+            .map_err(|_| ConfigError::new(self.at_path.clone(), ErrorKind::Rule("too large for one consumer store")))?;
+        self.arena.extend_from_slice(&(ci as u32).to_le_bytes());
+        self.arena.extend_from_slice(&(sub.min(usize::from(u16::MAX)) as u16).to_le_bytes());
+        self.arena.push(flags);
+        self.arena.push(kind as u8);
+        put_bytes(&mut self.arena, lookup);
+        put_bytes(&mut self.arena, &self.scratch);
+        self.index.push((lookup_hash(kind, lookup), offset));
+        if kind.stored() {
+            self.stored += 1;
+        }
+        Ok(())
+    }
+
+    /// Add consumer `ci` (its index in the document) and its credentials.
+    pub fn add(&mut self, ci: usize, v: &ValidConsumer) -> Result<(), ConfigError> {
+        let c = &*v.consumer;
+        self.scratch.clear();
+        put_consumer(&mut self.scratch, c);
+        self.push(ci, 0, 0, Kind::ConsumerId, &id_lookup(&c.id))?;
+        if let Some(u) = &c.username {
+            self.push(ci, 0, 0, Kind::ConsumerName, u.as_bytes())?;
+        }
+        self.scratch.clear();
+        if let Some(cid) = &c.custom_id {
+            self.push(ci, 0, 0, Kind::CustomId, cid.as_bytes())?;
+        }
+        for (ki, k) in v.keys.iter().enumerate() {
+            self.scratch.clear();
+            self.push(ci, ki, 0, Kind::KeyId, k.credential.id.as_bytes())?;
+            put_consumer(&mut self.scratch, c);
+            put_id(&mut self.scratch, &k.credential.id);
+            put_varint(&mut self.scratch, k.credential.expires_at.map_or(0, |e| e.saturating_add(1)));
+            let flags = if k.from_hash { FROM_HASH } else { 0 };
+            self.push(ci, ki, flags, Kind::Key, key_lookup(&k.digest))?;
+        }
+        for (bi, b) in v.basic.iter().enumerate() {
+            self.scratch.clear();
+            put_consumer(&mut self.scratch, c);
+            match &b.verifier {
+                PasswordVerifier::Sha256(d) => {
+                    self.scratch.push(0);
+                    self.scratch.extend_from_slice(d);
+                }
+                // Kong's salt is the consumer id: not repeated.
+                PasswordVerifier::KongSha1 { digest, salt } if *salt == c.id => {
+                    self.scratch.push(1);
+                    self.scratch.extend_from_slice(digest);
+                }
+                PasswordVerifier::KongSha1 { digest, salt } => {
+                    self.scratch.push(2);
+                    self.scratch.extend_from_slice(digest);
+                    put_bytes(&mut self.scratch, salt.as_bytes());
+                }
+            }
+            self.push(ci, bi, 0, Kind::Basic, b.username.as_bytes())?;
+        }
+        for (hi, h) in v.hmac.iter().enumerate() {
+            self.scratch.clear();
+            put_consumer(&mut self.scratch, c);
+            put_bytes(&mut self.scratch, h.secret());
+            self.push(ci, hi, 0, Kind::Hmac, h.username.as_bytes())?;
+        }
+        for (ji, j) in v.jwt.iter().enumerate() {
+            self.scratch.clear();
+            put_consumer(&mut self.scratch, c);
+            put_bytes(&mut self.scratch, j.algorithm.name().as_bytes());
+            put_opt(&mut self.scratch, j.material.secret.as_deref().map(str::as_bytes));
+            put_opt(&mut self.scratch, j.material.rsa_public_key.as_deref().map(str::as_bytes));
+            self.push(ci, ji, 0, Kind::Jwt, j.key.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Group the records into buckets and refuse duplicates (naming the later one's path).
+    pub fn finish(mut self) -> Result<Population, ConfigError> {
+        let buckets = u32::try_from(self.stored.div_ceil(RECORDS_PER_BUCKET).max(1)).unwrap_or(u32::MAX);
+        for e in &mut self.index {
+            e.0 %= buckets;
+        }
+        self.index.sort_unstable_by_key(|e| e.0);
+        let arena = &self.arena;
+        // The duplicate the inline check would report: the earliest consumer, then field order.
+        let mut first_duplicate: Option<(u32, u32)> = None;
+        let mut start = 0;
+        while start < self.index.len() {
+            let bucket = self.index.get(start).map_or(0, |e| e.0);
+            let end = start + self.index.get(start..).map_or(0, |r| r.iter().take_while(|e| e.0 == bucket).count());
+            if let Some(group) = self.index.get_mut(start..end) {
+                group.sort_unstable_by(|a, b| compare_records(arena, a.1, b.1));
+                for pair in group.windows(2) {
+                    if let [a, b] = pair {
+                        if same_lookup(arena, a.1, b.1)
+                            && first_duplicate.is_none_or(|(_, d)| report_order(arena, b.1) < report_order(arena, d))
+                        {
+                            first_duplicate = Some((a.1, b.1));
+                        }
+                    }
+                }
+            }
+            start = end.max(start + 1);
+        }
+        if let Some((first, later)) = first_duplicate {
+            return Err(duplicate(&self.at_path, arena, first, later));
+        }
+        Ok(Population { arena: self.arena, index: self.index, buckets, records: self.stored })
+    }
+}
+
+/// A record of the arena: (consumer index, credential index, flags, kind, lookup, stored part).
+struct ArenaRecord<'a> {
+    ci: u32,
+    sub: u16,
+    flags: u8,
+    kind: Kind,
+    lookup: &'a [u8],
+    stored: &'a [u8],
+}
+
+fn arena_record(arena: &[u8], offset: u32) -> Option<ArenaRecord<'_>> {
+    let rest = arena.get(offset as usize..)?;
+    let ci = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+    let sub = u16::from_le_bytes(rest.get(4..6)?.try_into().ok()?);
+    let flags = *rest.get(6)?;
+    let body = rest.get(META_LEN..)?;
+    let mut d = Dec(body);
+    let kind = Kind::from_u8(d.u8()?)?;
+    let lookup = d.bytes()?;
+    d.bytes()?;
+    let stored = body.get(..body.len() - d.0.len())?;
+    Some(ArenaRecord { ci, sub, flags, kind, lookup, stored })
+}
+
+/// Records in (kind, lookup, document) order.
+fn compare_records(arena: &[u8], a: u32, b: u32) -> Ordering {
+    match (arena_record(arena, a), arena_record(arena, b)) {
+        (Some(a), Some(b)) => (a.kind, a.lookup, a.ci, a.sub).cmp(&(b.kind, b.lookup, b.ci, b.sub)),
+        _ => a.cmp(&b),
+    }
+}
+
+/// Document order of a record's field, as the inline check meets them: consumer, then the
+/// consumer's username, custom_id, id, keys (key, then id), basic, hmac, jwt credentials.
+fn report_order(arena: &[u8], offset: u32) -> (u32, u8, u16, u8) {
+    let Some(r) = arena_record(arena, offset) else { return (u32::MAX, 0, 0, 0) };
+    let (group, within) = match r.kind {
+        Kind::ConsumerName => (0, 0),
+        Kind::CustomId => (1, 0),
+        Kind::ConsumerId => (2, 0),
+        Kind::Key => (3, 0),
+        Kind::KeyId => (3, 1),
+        Kind::Basic => (4, 0),
+        Kind::Hmac => (5, 0),
+        Kind::Jwt => (6, 0),
+    };
+    (r.ci, group, r.sub, within)
+}
+
+/// Two records with the same lookup: a duplicate.
+fn same_lookup(arena: &[u8], a: u32, b: u32) -> bool {
+    match (arena_record(arena, a), arena_record(arena, b)) {
+        (Some(a), Some(b)) => (a.kind, a.lookup) == (b.kind, b.lookup),
+        _ => false,
+    }
+}
+
+fn duplicate(at_path: &str, arena: &[u8], first: u32, later: u32) -> ConfigError {
+    let (Some(first), Some(later)) = (arena_record(arena, first), arena_record(arena, later)) else {
+        return ConfigError::new(at_path, ErrorKind::Rule("duplicate"));
+    };
+    let text = || String::from_utf8_lossy(later.lookup).into_owned();
+    let sub = later.sub;
+    let (field, what, value) = match later.kind {
+        Kind::Key => {
+            let f = if later.flags & FROM_HASH != 0 { "key_hash" } else { "key" };
+            (format!("keyauth_credentials[{sub}].{f}"), "key", None)
+        }
+        Kind::KeyId => (format!("keyauth_credentials[{sub}].id"), "credential id", Some(text())),
+        Kind::Basic => (format!("basicauth_credentials[{sub}].username"), "username", Some(text())),
+        Kind::Hmac => (format!("hmacauth_credentials[{sub}].username"), "username", Some(text())),
+        Kind::Jwt => (format!("jwt_secrets[{sub}].key"), "key", Some(text())),
+        Kind::ConsumerId => {
+            let id =
+                uuid::Uuid::from_slice(later.lookup).map(|u| u.hyphenated().to_string()).unwrap_or_else(|_| text());
+            ("id".to_string(), "id", Some(id))
+        }
+        Kind::ConsumerName => ("username".to_string(), "username", Some(text())),
+        Kind::CustomId => ("custom_id".to_string(), "custom_id", Some(text())),
+    };
+    ConfigError::new(
+        consumer_path(at_path, later.ci as usize, &field),
+        ErrorKind::Duplicate { what, value, other: consumer_path(at_path, first.ci as usize, "") },
+    )
+}
+
+/// A validated population grouped into buckets, ready to be written as any generation.
+pub struct Population {
+    arena: Vec<u8>,
+    /// (bucket, offset), sorted by bucket.
+    index: Vec<(u32, u32)>,
+    buckets: u32,
+    records: usize,
+}
+
+impl Population {
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Each bucket's stored bytes for generation `gen`, in bucket order (empty buckets too).
+    fn for_each_bucket<E>(&self, gen: u64, mut put: impl FnMut(u32, &[u8]) -> Result<(), E>) -> Result<(), E> {
+        let mut buf = Vec::with_capacity(4096);
+        let mut records = self.index.iter().peekable();
+        for bucket in 0..self.buckets {
+            buf.clear();
+            buf.push(FORMAT);
+            buf.extend_from_slice(&gen.to_le_bytes());
+            while let Some((_, offset)) = records.next_if(|e| e.0 == bucket) {
+                if let Some(r) = arena_record(&self.arena, *offset) {
+                    if r.kind.stored() {
+                        buf.extend_from_slice(r.stored);
+                    }
+                }
+            }
+            put(bucket, &buf)?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading.
 
 /// Why a store lookup could not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +526,7 @@ pub enum StoreError {
 /// Reads one store for one request: the generation is read once, on the first lookup.
 pub struct StoreReader<'s> {
     name: &'s str,
-    gen: Option<u64>,
+    gen: Option<(u64, u32)>,
 }
 
 thread_local! {
@@ -209,6 +538,22 @@ thread_local! {
 
 const JWT_CACHE_MAX: usize = 4096;
 
+/// The value of the record (`kind`, `lookup`) in a bucket of generation `gen`; `Err` when the
+/// bucket is not of that generation (stale, emptied, or missing).
+fn find_in_bucket<'b>(bucket: &'b [u8], gen: u64, kind: Kind, lookup: &[u8]) -> Result<Option<&'b [u8]>, ()> {
+    let mut d = Dec(bucket);
+    if d.u8() != Some(FORMAT) || d.take(8).and_then(|g| g.try_into().ok()).map(u64::from_le_bytes) != Some(gen) {
+        return Err(());
+    }
+    while !d.is_empty() {
+        let (Some(k), Some(l), Some(v)) = (d.u8(), d.bytes(), d.bytes()) else { return Ok(None) };
+        if k == kind as u8 && l == lookup {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
 impl<'s> StoreReader<'s> {
     pub fn new(name: &'s str) -> Self {
         StoreReader { name, gen: None }
@@ -218,14 +563,14 @@ impl<'s> StoreReader<'s> {
         self.name
     }
 
-    fn read_gen(&self, host: &mut dyn Host) -> Result<u64, StoreError> {
+    fn read_gen(&self, host: &mut dyn Host) -> Result<(u64, u32), StoreError> {
         match host.shared_get(&gen_key(self.name)) {
-            Ok(Some((v, _))) => std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).ok_or(StoreError::NotLoaded),
+            Ok(Some((v, _))) => parse_gen(&v).ok_or(StoreError::NotLoaded),
             _ => Err(StoreError::NotLoaded),
         }
     }
 
-    fn generation(&mut self, host: &mut dyn Host) -> Result<u64, StoreError> {
+    fn generation(&mut self, host: &mut dyn Host) -> Result<(u64, u32), StoreError> {
         match self.gen {
             Some(g) => Ok(g),
             None => {
@@ -236,57 +581,75 @@ impl<'s> StoreReader<'s> {
         }
     }
 
-    /// The record for `lookup`, consistent with the generation this request uses.
-    fn get(&mut self, host: &mut dyn Host, kind: Kind, lookup: &str) -> Result<Option<Record>, StoreError> {
-        let gen = self.generation(host)?;
-        let record = match host.shared_get(&record_key(self.name, gen, kind, lookup)) {
-            Ok(Some((v, _))) => serde_json::from_slice::<Record>(&v).ok(),
-            _ => None,
-        };
-        match record {
-            Some(r) if r.g == gen => Ok(Some(r)),
-            Some(_) => {
-                // A stale record, or the slot is being rewritten for a newer generation: switch
-                // to the current generation once and look again.
-                let now = self.read_gen(host)?;
-                if now == gen {
-                    return Ok(None);
-                }
-                self.gen = Some(now);
-                Ok(match host.shared_get(&record_key(self.name, now, kind, lookup)) {
-                    Ok(Some((v, _))) => serde_json::from_slice::<Record>(&v).ok().filter(|r| r.g == now),
-                    _ => None,
-                })
-            }
-            None => Ok(None),
+    fn read_bucket(&self, host: &mut dyn Host, (gen, buckets): (u64, u32), hash: u32) -> Vec<u8> {
+        match host.shared_get(&bucket_key(self.name, gen, hash % buckets)) {
+            Ok(Some((v, _))) => v,
+            _ => Vec::new(),
         }
     }
 
+    /// Decode the record for (`kind`, `lookup`) with `decode`, consistent with the generation
+    /// this request uses.
+    fn get<T>(
+        &mut self,
+        host: &mut dyn Host,
+        kind: Kind,
+        lookup: &[u8],
+        decode: impl FnOnce(Dec<'_>) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let gen = self.generation(host)?;
+        let hash = lookup_hash(kind, lookup);
+        let bucket = self.read_bucket(host, gen, hash);
+        if let Ok(found) = find_in_bucket(&bucket, gen.0, kind, lookup) {
+            return Ok(found.and_then(|v| decode(Dec(v))));
+        }
+        // A stale bucket (a newer generation was written, or this one was emptied after a switch):
+        // move to the current generation once and look again.
+        let now = self.read_gen(host)?;
+        if now == gen {
+            return Ok(None);
+        }
+        self.gen = Some(now);
+        let bucket = self.read_bucket(host, now, hash);
+        Ok(find_in_bucket(&bucket, now.0, kind, lookup).ok().flatten().and_then(|v| decode(Dec(v))))
+    }
+
     pub fn key(&mut self, host: &mut dyn Host, presented: &[u8]) -> Result<Option<Rc<KeyCredential>>, StoreError> {
-        let lookup = key_lookup(&crate::consumers::key_digest(presented));
-        Ok(self.get(host, Kind::Key, &lookup)?.map(|r| {
-            Rc::new(KeyCredential { id: r.id.unwrap_or_default(), consumer: r.c.into_consumer(), expires_at: r.exp })
-        }))
+        let digest = crate::consumers::key_digest(presented);
+        self.get(host, Kind::Key, key_lookup(&digest), |mut d| {
+            let consumer = d.consumer()?;
+            let id = d.id()?;
+            let expires_at = d.varint()?.checked_sub(1);
+            Some(Rc::new(KeyCredential { id, consumer, expires_at }))
+        })
     }
 
     pub fn basic(&mut self, host: &mut dyn Host, username: &[u8]) -> Result<Option<Rc<BasicCredential>>, StoreError> {
         let Ok(username) = std::str::from_utf8(username) else { return Ok(None) };
-        Ok(self.get(host, Kind::Basic, username)?.and_then(|r| {
-            let verifier = decode_verifier(r.s.as_deref()?)?;
-            Some(Rc::new(BasicCredential { username: username.to_string(), consumer: r.c.into_consumer(), verifier }))
-        }))
+        self.get(host, Kind::Basic, username.as_bytes(), |mut d| {
+            let consumer = d.consumer()?;
+            let verifier = match d.u8()? {
+                0 => PasswordVerifier::Sha256(d.take(32)?.try_into().ok()?),
+                tag => {
+                    let digest = d.take(20)?.try_into().ok()?;
+                    let salt = if tag == 1 { consumer.id.clone() } else { d.string()? };
+                    PasswordVerifier::KongSha1 { digest, salt }
+                }
+            };
+            Some(Rc::new(BasicCredential { username: username.to_string(), consumer, verifier }))
+        })
     }
 
     pub fn hmac(&mut self, host: &mut dyn Host, username: &str) -> Result<Option<Rc<HmacCredential>>, StoreError> {
-        use base64::Engine;
-        Ok(self.get(host, Kind::Hmac, username)?.and_then(|r| {
-            let secret = b64().decode(r.s.as_deref()?).ok()?;
-            Some(Rc::new(HmacCredential::new(username.to_string(), r.c.into_consumer(), secret)))
-        }))
+        self.get(host, Kind::Hmac, username.as_bytes(), |mut d| {
+            let consumer = d.consumer()?;
+            let secret = d.bytes()?.to_vec();
+            Some(Rc::new(HmacCredential::new(username.to_string(), consumer, secret)))
+        })
     }
 
     pub fn jwt(&mut self, host: &mut dyn Host, key: &str) -> Result<Option<Rc<JwtCredential>>, StoreError> {
-        let gen = self.generation(host)?;
+        let (gen, _) = self.generation(host)?;
         let cached = JWT_CACHE.with(|c| {
             let c = c.borrow();
             (c.0 == self.name && c.1 == gen).then(|| c.2.get(key).cloned()).flatten()
@@ -294,17 +657,22 @@ impl<'s> StoreReader<'s> {
         if cached.is_some() {
             return Ok(cached);
         }
-        let Some(r) = self.get(host, Kind::Jwt, key)? else { return Ok(None) };
-        let gen = self.gen.unwrap_or(gen);
-        let Some(algorithm) = r.alg.as_deref().and_then(Algorithm::parse) else { return Ok(None) };
-        let Ok(verifier) = VerifyingKey::parse(algorithm, r.s.as_deref(), r.pem.as_deref()) else { return Ok(None) };
-        let credential = Rc::new(JwtCredential {
-            key: key.to_string(),
-            consumer: r.c.into_consumer(),
-            algorithm,
-            verifier,
-            material: JwtMaterial::default(),
-        });
+        let found = self.get(host, Kind::Jwt, key.as_bytes(), |mut d| {
+            let consumer = d.consumer()?;
+            let algorithm = Algorithm::parse(std::str::from_utf8(d.bytes()?).ok()?)?;
+            let secret = d.opt_string()?;
+            let pem = d.opt_string()?;
+            let verifier = VerifyingKey::parse(algorithm, secret.as_deref(), pem.as_deref()).ok()?;
+            Some(Rc::new(JwtCredential {
+                key: key.to_string(),
+                consumer,
+                algorithm,
+                verifier,
+                material: JwtMaterial::default(),
+            }))
+        })?;
+        let Some(credential) = found else { return Ok(None) };
+        let gen = self.gen.map_or(gen, |g| g.0);
         JWT_CACHE.with(|c| {
             let mut c = c.borrow_mut();
             if c.0 != self.name || c.1 != gen || c.2.len() >= JWT_CACHE_MAX {
@@ -317,12 +685,15 @@ impl<'s> StoreReader<'s> {
 
     /// Kong's `load_consumer`: by id, then by username.
     pub fn by_reference(&mut self, host: &mut dyn Host, reference: &str) -> Result<Option<Rc<Consumer>>, StoreError> {
-        if let Some(r) = self.get(host, Kind::ConsumerId, reference)? {
-            return Ok(Some(r.c.into_consumer()));
+        if let Some(c) = self.get(host, Kind::ConsumerId, &id_lookup(reference), |mut d| d.consumer())? {
+            return Ok(Some(c));
         }
-        Ok(self.get(host, Kind::ConsumerName, reference)?.map(|r| r.c.into_consumer()))
+        self.get(host, Kind::ConsumerName, reference.as_bytes(), |mut d| d.consumer())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Writing.
 
 /// The writer's bookkeeping in `meta`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,6 +707,10 @@ pub struct Meta {
     /// than [`WRITER_TIMEOUT_SECONDS`] is a writer that died and may be taken over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writing_since: Option<u64>,
+    /// How many buckets of each slot may hold data (so that a smaller generation empties the
+    /// rest).
+    #[serde(default)]
+    pub slots: [u32; 2],
 }
 
 pub const WRITER_TIMEOUT_SECONDS: u64 = 120;
@@ -359,12 +734,17 @@ pub enum WriteError {
     Busy,
 }
 
-/// The generation readers use, if any.
-pub fn current_generation(host: &mut dyn Host, store: &str) -> Option<u64> {
+/// The generation readers use and its bucket count, if any.
+fn live_generation(host: &mut dyn Host, store: &str) -> Option<(u64, u32)> {
     match host.shared_get(&gen_key(store)) {
-        Ok(Some((v, _))) => std::str::from_utf8(&v).ok()?.parse().ok(),
+        Ok(Some((v, _))) => parse_gen(&v),
         _ => None,
     }
+}
+
+/// The generation readers use, if any.
+pub fn current_generation(host: &mut dyn Host, store: &str) -> Option<u64> {
+    live_generation(host, store).map(|(g, _)| g)
 }
 
 pub fn read_meta(host: &mut dyn Host, store: &str) -> Result<(Meta, u32), WriteError> {
@@ -375,13 +755,21 @@ pub fn read_meta(host: &mut dyn Host, store: &str) -> Result<(Meta, u32), WriteE
     }
 }
 
-/// Write `index` as the next generation of `store` unless its content (`digest`) is already
-/// current. The claim on `meta` is a compare-and-swap, so of several writers with the same
-/// content exactly one writes it.
+fn set(host: &mut dyn Host, key: &str, value: &[u8], cas: u32) -> Result<(), WriteError> {
+    host.shared_set(key, value, cas).map_err(|_| WriteError::Unavailable)
+}
+
+fn slot(gen: u64) -> usize {
+    (gen % 2) as usize
+}
+
+/// Write `population` as the next generation of `store` unless its content (`digest`) is
+/// already current. The claim on `meta` is a compare-and-swap, so of several writers with the
+/// same content exactly one writes it.
 pub fn write(
     host: &mut dyn Host,
     store: &str,
-    index: &ConsumerIndex,
+    population: &Population,
     digest: &str,
     etag: Option<String>,
 ) -> Result<Written, WriteError> {
@@ -390,37 +778,54 @@ pub fn write(
         let (meta, cas) = read_meta(host, store)?;
         // The next generation always follows the one readers use, so its slot is never theirs
         // (whatever a writer that died half-way left in `meta`).
-        let live = current_generation(host, store).unwrap_or(0);
-        if live > 0 && meta.gen == live && meta.digest == digest {
-            return Ok(Written::AlreadyCurrent(live));
+        let live = live_generation(host, store);
+        let live_gen = live.map_or(0, |(g, _)| g);
+        if live_gen > 0 && meta.gen == live_gen && meta.digest == digest {
+            return Ok(Written::AlreadyCurrent(live_gen));
         }
-        let next_gen = live + 1;
+        let next_gen = live_gen + 1;
         let writing = meta.gen == next_gen && meta.writing_since.is_some_and(|t| now < t + WRITER_TIMEOUT_SECONDS);
         if writing && meta.digest != digest {
             return Err(WriteError::Busy);
+        }
+        // Buckets of the next slot that may hold data: what the last writers recorded, and the
+        // buckets of the live generation's predecessor (same slot) if it was never emptied.
+        let mut slots = meta.slots;
+        if let Some(s) = slots.get_mut(slot(next_gen)) {
+            *s = (*s).max(population.buckets);
         }
         // Another writer with this very content may be at it: writing the same records again is
         // harmless, and completes the generation should that writer die.
         if !writing {
             let claim =
-                Meta { gen: next_gen, digest: digest.to_string(), etag: etag.clone(), writing_since: Some(now) };
+                Meta { gen: next_gen, digest: digest.to_string(), etag: etag.clone(), writing_since: Some(now), slots };
             match host.shared_set(&meta_key(store), &serde_json::to_vec(&claim).unwrap_or_default(), cas) {
                 Ok(()) => {}
                 Err(SharedError::CasMismatch) => continue,
                 Err(SharedError::Unavailable) => return Err(WriteError::Unavailable),
             }
         }
-        let mut written = 0usize;
-        for_each_record(index, next_gen, |kind, lookup, record| {
-            let value = serde_json::to_vec(record).unwrap_or_default();
-            written += 1;
-            host.shared_set(&record_key(store, next_gen, kind, lookup), &value, 0).map_err(|_| WriteError::Unavailable)
-        })?;
-        host.shared_set(&gen_key(store), next_gen.to_string().as_bytes(), 0).map_err(|_| WriteError::Unavailable)?;
-        let done = Meta { gen: next_gen, digest: digest.to_string(), etag, writing_since: None };
-        host.shared_set(&meta_key(store), &serde_json::to_vec(&done).unwrap_or_default(), 0)
-            .map_err(|_| WriteError::Unavailable)?;
-        return Ok(Written::Switched { gen: next_gen, records: written });
+        population.for_each_bucket(next_gen, |i, bytes| set(host, &bucket_key(store, next_gen, i), bytes, 0))?;
+        let next_slot = slots.get(slot(next_gen)).copied().unwrap_or(0);
+        for i in population.buckets..next_slot {
+            set(host, &bucket_key(store, next_gen, i), b"", 0)?;
+        }
+        set(host, &gen_key(store), format!("{next_gen} {}", population.buckets).as_bytes(), 0)?;
+        // The previous generation's buckets are no longer read (a reader still on it finds an
+        // empty bucket and moves to this one): free them.
+        let previous = live.map_or(0, |(_, b)| b).max(slots.get(slot(live_gen)).copied().unwrap_or(0));
+        if live_gen > 0 {
+            for i in 0..previous {
+                set(host, &bucket_key(store, live_gen, i), b"", 0)?;
+            }
+        }
+        let mut slots_after = [0u32; 2];
+        if let Some(s) = slots_after.get_mut(slot(next_gen)) {
+            *s = population.buckets;
+        }
+        let done = Meta { gen: next_gen, digest: digest.to_string(), etag, writing_since: None, slots: slots_after };
+        set(host, &meta_key(store), &serde_json::to_vec(&done).unwrap_or_default(), 0)?;
+        return Ok(Written::Switched { gen: next_gen, records: population.records });
     }
     Err(WriteError::Contended)
 }
@@ -459,7 +864,7 @@ mod tests {
         }
     }
 
-    fn index(json: &str) -> ConsumerIndex {
+    fn index(json: &str) -> Population {
         crate::config::parse_consumers_document(format!(r#"{{"consumers":{json}}}"#).as_bytes()).unwrap()
     }
 
@@ -494,8 +899,11 @@ mod tests {
         let mut during = StoreReader::new("s");
         assert!(during.key(&mut host, b"old").unwrap().is_some());
         write(&mut host, "s", &two, "d2", None).unwrap();
-        // ... keeps a consistent view: generation 1's slot is untouched by generation 2
-        assert!(during.key(&mut host, b"old").unwrap().is_some());
+        // ... finds generation 1's buckets emptied after the switch and moves to generation 2 as
+        // a whole: never a mix
+        assert!(during.key(&mut host, b"old").unwrap().is_none());
+        assert!(during.key(&mut host, b"new").unwrap().is_some());
+        assert_eq!(during.gen.map(|g| g.0), Some(2));
         let mut after = StoreReader::new("s");
         assert!(after.key(&mut host, b"old").unwrap().is_none(), "revoked");
         assert!(after.key(&mut host, b"new").unwrap().is_some());
@@ -515,7 +923,14 @@ mod tests {
         let mut host = Shared::default();
         let idx = index(r#"[{"username":"a","keyauth_credentials":[{"key":"k1"}]}]"#);
         // a claim for this content without the switch (the writer died before `gen`)
-        let claim = serde_json::to_vec(&Meta { gen: 1, digest: "d1".into(), etag: None, writing_since: None }).unwrap();
+        let claim = serde_json::to_vec(&Meta {
+            gen: 1,
+            digest: "d1".into(),
+            etag: None,
+            writing_since: None,
+            ..Default::default()
+        })
+        .unwrap();
         host.shared_set(&meta_key("s"), &claim, 0).unwrap();
         assert_eq!(write(&mut host, "s", &idx, "d1", None), Ok(Written::Switched { gen: 1, records: 3 }));
         assert!(StoreReader::new("s").key(&mut host, b"k1").unwrap().is_some());
@@ -528,7 +943,7 @@ mod tests {
         let one = index(r#"[{"username":"a","keyauth_credentials":[{"key":"k1"}]}]"#);
         write(&mut host, "s", &one, "d1", None).unwrap();
         // a writer of another content claimed generation 2 and died before switching
-        let stale = Meta { gen: 2, digest: "dx".into(), etag: None, writing_since: Some(0) };
+        let stale = Meta { gen: 2, digest: "dx".into(), etag: None, writing_since: Some(0), ..Default::default() };
         host.shared_set(&meta_key("s"), &serde_json::to_vec(&stale).unwrap(), 0).unwrap();
         // ... its claim is stale (now = 0 + timeout is not before it): a third content takes over
         // generation 2 (slot 0), not 3 (slot 1, the one readers of generation 1 use)
@@ -537,10 +952,105 @@ mod tests {
         assert_eq!(write(&mut host, "s", &two, "d2", None), Ok(Written::Switched { gen: 2, records: 3 }));
         assert!(StoreReader::new("s").key(&mut host, b"k2").unwrap().is_some());
         // a live claim of another content makes a writer back off instead of racing it
-        let live = Meta { gen: 3, digest: "dy".into(), etag: None, writing_since: Some(host.now) };
+        let live =
+            Meta { gen: 3, digest: "dy".into(), etag: None, writing_since: Some(host.now), ..Default::default() };
         host.shared_set(&meta_key("s"), &serde_json::to_vec(&live).unwrap(), 0).unwrap();
         assert_eq!(write(&mut host, "s", &one, "d1", None), Err(WriteError::Busy));
         assert!(StoreReader::new("s").key(&mut host, b"k2").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_large_population_is_found_whole_and_buckets_are_freed() {
+        let mut host = Shared::default();
+        let doc = |n: usize, tag: &str| {
+            let consumers: Vec<String> = (0..n)
+                .map(|i| {
+                    format!(
+                        r#"{{"username":"u{i}","keyauth_credentials":[{{"key":"{tag}-{i}"}}],"basicauth_credentials":[{{"username":"b{i}","password":"p{i}"}}]}}"#
+                    )
+                })
+                .collect();
+            index(&format!("[{}]", consumers.join(",")))
+        };
+        let big = doc(3000, "a");
+        assert_eq!(big.records(), 12_000);
+        write(&mut host, "s", &big, "d1", None).unwrap();
+        let mut r = StoreReader::new("s");
+        for i in (0..3000).step_by(7) {
+            let k = r.key(&mut host, format!("a-{i}").as_bytes()).unwrap().unwrap();
+            assert_eq!(k.consumer.username.as_deref(), Some(format!("u{i}").as_str()));
+            assert!(r
+                .basic(&mut host, format!("b{i}").as_bytes())
+                .unwrap()
+                .unwrap()
+                .verifier
+                .verify(format!("p{i}").as_bytes()));
+            assert!(r.by_reference(&mut host, &format!("u{i}")).unwrap().is_some());
+        }
+        // one shared-data entry per ~32 records, not one per record
+        let buckets = host.data.keys().filter(|k| k.starts_with("consumer-auth:store:s:1:")).count();
+        assert_eq!(buckets, 12_000usize.div_ceil(RECORDS_PER_BUCKET));
+        // a smaller generation: generation 1's buckets are emptied, none of its keys remain
+        let small = doc(10, "b");
+        write(&mut host, "s", &small, "d2", None).unwrap();
+        let used: usize =
+            host.data.iter().filter(|(k, v)| k.contains(":s:") && !k.ends_with("meta") && !v.0.is_empty()).count();
+        assert_eq!(used, 2 + 1, "two buckets and `gen`");
+        let mut r = StoreReader::new("s");
+        assert!(r.key(&mut host, b"a-5").unwrap().is_none());
+        assert!(r.key(&mut host, b"b-5").unwrap().is_some());
+        // and a larger one again into slot 1: nothing stale is found
+        write(&mut host, "s", &doc(50, "c"), "d3", None).unwrap();
+        let mut r = StoreReader::new("s");
+        assert!(r.key(&mut host, b"a-5").unwrap().is_none());
+        assert!(r.key(&mut host, b"b-5").unwrap().is_none());
+        assert!(r.key(&mut host, b"c-49").unwrap().is_some());
+    }
+
+    #[test]
+    fn duplicates_across_the_population_are_refused_with_both_paths() {
+        let refused = |json: &str| match crate::config::parse_consumers_document(json.as_bytes()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted {json}"),
+        };
+        assert_eq!(
+            refused(
+                r#"{"consumers":[{"username":"a","keyauth_credentials":[{"key":"k"}]},{"username":"b","keyauth_credentials":[{"key":"x"},{"key":"k"}]}]}"#
+            ),
+            "consumers[1].keyauth_credentials[1].key: duplicate key (also used by consumers[0])"
+        );
+        assert_eq!(
+            refused(r#"{"consumers":[{"username":"a"},{"username":"a"}]}"#),
+            "consumers[1].username: duplicate username 'a' (also used by consumers[0])"
+        );
+        assert_eq!(
+            refused(r#"{"consumers":[{"username":"a","custom_id":"c"},{"username":"b","custom_id":"c"}]}"#),
+            "consumers[1].custom_id: duplicate custom_id 'c' (also used by consumers[0])"
+        );
+        let id = "0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77";
+        assert_eq!(
+            refused(&format!(r#"{{"consumers":[{{"id":"{id}","username":"a"}},{{"id":"{id}","username":"b"}}]}}"#)),
+            format!("consumers[1].id: duplicate id '{id}' (also used by consumers[0])")
+        );
+        assert_eq!(
+            refused(
+                r#"{"consumers":[{"username":"a","basicauth_credentials":[{"username":"x","password":"1"}]},{"username":"b","basicauth_credentials":[{"username":"x","password":"2"}]}]}"#
+            ),
+            "consumers[1].basicauth_credentials[0].username: duplicate username 'x' (also used by consumers[0])"
+        );
+        assert_eq!(
+            refused(r#"{"consumers":[{"username":"a","keyauth_credentials":[{"id":"0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77","key":"1"}]},{"username":"b","keyauth_credentials":[{"id":"0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77","key":"2"}]}]}"#),
+            "consumers[1].keyauth_credentials[0].id: duplicate credential id '0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77' (also used by consumers[0])"
+        );
+        // the streamed parse keeps serde's paths, and other top-level fields are skipped
+        assert_eq!(
+            refused(
+                r#"{"_format_version":"3.0","services":[{"x":[1,{"y":2}]}],"consumers":[{"username":"a"},{"username":"b","acls":[{"group":1}]}]}"#
+            ),
+            "consumers[1].acls[0].group: expected a string"
+        );
+        assert!(refused(r#"{"consumers":[{"username":"a"}]"#).starts_with("invalid JSON"));
+        assert!(crate::config::parse_consumers_document(br#"{"other":1}"#).unwrap().records() == 0);
     }
 
     #[test]

@@ -8,6 +8,12 @@ use common::*;
 use serde_json::Value;
 use std::time::Duration;
 
+/// The generation readers use (`gen` is "<generation> <buckets>").
+fn live_generation(h: &Host) -> u64 {
+    let gen = h.shared_data("consumer-auth:store:main:gen").expect("a generation").0;
+    String::from_utf8(gen).unwrap().split(' ').next().unwrap().parse().unwrap()
+}
+
 fn population(extra: Value) -> Value {
     let mut consumers = consumers();
     if let Value::Array(more) = extra {
@@ -155,7 +161,7 @@ fn a_new_generation_revokes_rotates_and_adds() {
     next[0]["basicauth_credentials"] = json!([{"username": "alice-basic", "password": "rotated"}]);
     next.as_array_mut().unwrap().push(json!({"username": "erin", "keyauth_credentials": [{"key": "erin-key"}]}));
     h.configure(&loader(next)).unwrap();
-    assert_eq!(h.shared_data("consumer-auth:store:main:gen").unwrap().0, b"2");
+    assert_eq!(live_generation(&h), 2);
     assert_refused(&checked(h.send(&[r], req("bob-key"))), 401, "Unauthorized");
     assert_upstream_as(
         &checked(h.send(&[r], req("erin-key"))),
@@ -179,7 +185,7 @@ fn one_copy_written_once_for_all_workers() {
     h.configure_isolated(&config).unwrap();
     let loads = h.logs().iter().filter(|l| l.message.contains("generation 1 loaded")).count();
     assert_eq!(loads, 1, "{:?}", h.logs());
-    assert_eq!(h.shared_data("consumer-auth:store:main:gen").unwrap().0, b"1");
+    assert_eq!(live_generation(&h), 1);
     let workers: Vec<FilterId> = (0..3).map(|_| h.configure_isolated(&reader(key_auth_or())).unwrap()).collect();
     for w in workers {
         assert_upstream_as(
@@ -188,10 +194,12 @@ fn one_copy_written_once_for_all_workers() {
             Some(ALICE_KEY_ID),
         );
     }
-    // no shared-data key holds a secret
+    // no shared-data key or value holds an API key or a password
     for key in h.shared_data_keys() {
+        let value = h.shared_data(&key).unwrap().0;
         for secret in ["alice-key", "bob-key", "alice-pw", "bob-pw"] {
             assert!(!key.contains(secret), "{key}");
+            assert!(!value.windows(secret.len()).any(|w| w == secret.as_bytes()), "{key} holds {secret}");
         }
     }
 }
@@ -257,7 +265,7 @@ fn a_remote_source_is_polled_with_etags_and_failures_keep_the_last_good_generati
         }
         let failures = h.logs().iter().filter(|l| l.message.contains("store 'main': fetch failed:")).count();
         assert_eq!(failures, i + 1);
-        assert_eq!(h.shared_data("consumer-auth:store:main:gen").unwrap().0, b"1");
+        assert_eq!(live_generation(&h), 1);
         assert_eq!(checked(h.send(&[r], Request::get("/").header("apikey", "alice-key"))).status(), 200);
     }
     assert!(h
@@ -275,7 +283,7 @@ fn a_remote_source_is_polled_with_etags_and_failures_keep_the_last_good_generati
     let mut next = consumers();
     next[1]["keyauth_credentials"] = json!([]);
     h.reply_http_call(call.token, 200, &[("etag", "\"v2\"")], &doc_body(next));
-    assert_eq!(h.shared_data("consumer-auth:store:main:gen").unwrap().0, b"2");
+    assert_eq!(live_generation(&h), 2);
     assert_eq!(h.metric("consumer_auth_store_generation.store.main"), Some(2));
     let ex = checked(h.send(&[r], Request::get("/").header("apikey", "bob-key")));
     assert_upstream_as(&ex, "anonymous_users", None);

@@ -33,8 +33,8 @@ impl Loader {
     pub fn start(def: &StoreDefinition, context_id: u32) -> Result<Loader, String> {
         let token = format!("{context_id}-{}", abi::now_nanos().unwrap_or_default());
         match &def.content {
-            StoreContent::Inline { index, digest } => {
-                match store::write(&mut ProxyHost, &def.name, index, digest, None) {
+            StoreContent::Inline { population, digest } => {
+                match store::write(&mut ProxyHost, &def.name, population, digest, None) {
                     Ok(written) => report(&def.name, &written),
                     Err(e) => return Err(format!("store '{}': cannot be written: {e:?}", def.name)),
                 }
@@ -103,18 +103,20 @@ impl Loader {
             Some(200) => {
                 let body = abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size).unwrap_or_default();
                 let digest = hex::encode(crate::consumers::sha256(&body));
-                let parsed = config::ConsumersDocument::parse(&body);
-                drop(body); // free the raw document before the index is built
-                match parsed.and_then(config::ConsumersDocument::validate) {
-                    Ok(index) => match store::write(&mut ProxyHost, &self.name, &index, &digest, header("etag")) {
-                        Ok(written) => {
-                            let outcome =
-                                if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
-                            metrics::store_fetch(&self.name, outcome);
-                            report(&self.name, &written);
+                let parsed = config::parse_consumers_document(&body);
+                drop(body); // free the raw document before the records are written
+                match parsed {
+                    Ok(population) => {
+                        match store::write(&mut ProxyHost, &self.name, &population, &digest, header("etag")) {
+                            Ok(written) => {
+                                let outcome =
+                                    if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
+                                metrics::store_fetch(&self.name, outcome);
+                                report(&self.name, &written);
+                            }
+                            Err(e) => self.failed("failed", &format!("cannot write the new generation: {e:?}")),
                         }
-                        Err(e) => self.failed("failed", &format!("cannot write the new generation: {e:?}")),
-                    },
+                    }
                     Err(e) => self.failed("invalid", &format!("invalid document: {e}")),
                 }
             }
