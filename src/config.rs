@@ -466,8 +466,7 @@ impl Config {
 /// each is validated and turned into records on its own, so that a million of them are never
 /// held as parsed structures (only their compact records are).
 pub fn parse_consumers_document(json: &[u8]) -> Result<Population, ConfigError> {
-    // Records take about twice the JSON of the bench's consumers; reserved, not touched.
-    let mut builder = Builder::new("consumers", json.len().saturating_mul(2));
+    let mut builder = Builder::new("consumers");
     for_each_consumer(json, |ci, c| builder.add(ci, &c))?;
     builder.finish()
 }
@@ -595,8 +594,8 @@ fn build_store(raw: RawStore, document: &[u8]) -> Result<StoreDefinition, Config
         (Some(consumers), None) => {
             // The document's digest identifies the content: the same document on every worker
             // writes the store once.
-            let digest = hex::encode(consumers::sha256(document));
-            let mut builder = crate::store::Builder::new("store.consumers", 0);
+            let digest = consumers::content_digest(document);
+            let mut builder = Builder::new("store.consumers");
             for (ci, raw) in consumers.into_iter().enumerate() {
                 builder.add(ci, &validate_consumer(raw, "store.consumers", ci)?)?;
             }
@@ -630,12 +629,12 @@ fn build_store(raw: RawStore, document: &[u8]) -> Result<StoreDefinition, Config
 }
 
 /// Only the canonical hyphenated form (what Kong stores and sends in `X-Consumer-ID`).
-fn check_uuid(id: &str, path: String) -> Result<(), ConfigError> {
+fn check_uuid(id: &str, path: impl FnOnce() -> String) -> Result<(), ConfigError> {
     let canonical = id.len() == 36 && uuid::Uuid::try_parse(id).is_ok();
     if canonical {
         Ok(())
     } else {
-        Err(ConfigError::new(path, ErrorKind::InvalidUuid))
+        Err(ConfigError::new(path(), ErrorKind::InvalidUuid))
     }
 }
 
@@ -710,7 +709,7 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
     }
     let id = match c.id {
         Some(id) => {
-            check_uuid(&id, format!("{at}.id"))?;
+            check_uuid(&id, || format!("{at}.id"))?;
             id
         }
         None => match (&username, &custom_id) {
@@ -725,7 +724,7 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
             return Err(ConfigError::new(format!("{at}.acls[{ai}].group"), ErrorKind::Empty));
         }
         if let Some(aid) = &acl.id {
-            check_uuid(aid, format!("{at}.acls[{ai}].id"))?;
+            check_uuid(aid, || format!("{at}.acls[{ai}].id"))?;
         }
         if !groups.contains(&acl.group) {
             groups.push(acl.group);
@@ -736,20 +735,23 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
 
     let mut keys = Vec::with_capacity(c.keyauth_credentials.len());
     for (ki, k) in c.keyauth_credentials.into_iter().enumerate() {
-        let kat = format!("{at}.keyauth_credentials[{ki}]");
+        let kat = || format!("{at}.keyauth_credentials[{ki}]");
         let digest = match (&k.key, &k.key_hash) {
             (Some(key), None) if key.is_empty() => {
-                return Err(ConfigError::new(format!("{kat}.key"), ErrorKind::Empty))
+                return Err(ConfigError::new(format!("{}.key", kat()), ErrorKind::Empty))
             }
             (Some(key), None) => consumers::key_digest(key.as_bytes()),
             (None, Some(hash)) => parse_sha256_hash(hash).ok_or_else(|| {
-                ConfigError::new(format!("{kat}.key_hash"), ErrorKind::BadHash("'sha256:' followed by 64 hex digits"))
+                ConfigError::new(
+                    format!("{}.key_hash", kat()),
+                    ErrorKind::BadHash("'sha256:' followed by 64 hex digits"),
+                )
             })?,
-            _ => return Err(ConfigError::new(kat, ErrorKind::ExactlyOneOf("'key', 'key_hash'"))),
+            _ => return Err(ConfigError::new(kat(), ErrorKind::ExactlyOneOf("'key', 'key_hash'"))),
         };
         let cred_id = match k.id {
             Some(cid) => {
-                check_uuid(&cid, format!("{kat}.id"))?;
+                check_uuid(&cid, || format!("{}.id", kat()))?;
                 cid
             }
             None => consumers::derived_id("keyauth", &format!("{id}:{ki}")),
@@ -760,52 +762,52 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
 
     let mut basic = Vec::with_capacity(c.basicauth_credentials.len());
     for (bi, b) in c.basicauth_credentials.into_iter().enumerate() {
-        let bat = format!("{at}.basicauth_credentials[{bi}]");
+        let bat = || format!("{at}.basicauth_credentials[{bi}]");
         if b.username.is_empty() {
-            return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Empty));
+            return Err(ConfigError::new(format!("{}.username", bat()), ErrorKind::Empty));
         }
         if b.username.contains(':') {
-            return Err(ConfigError::new(format!("{bat}.username"), ErrorKind::Rule("must not contain ':'")));
+            return Err(ConfigError::new(format!("{}.username", bat()), ErrorKind::Rule("must not contain ':'")));
         }
         if let Some(bid) = &b.id {
-            check_uuid(bid, format!("{bat}.id"))?;
+            check_uuid(bid, || format!("{}.id", bat()))?;
         }
         let verifier = match (&b.password, &b.password_hash) {
             (Some(p), None) => PasswordVerifier::from_plain(p.as_bytes()),
             (None, Some(h)) => parse_password_hash(h, id).ok_or_else(|| {
                 ConfigError::new(
-                    format!("{bat}.password_hash"),
+                    format!("{}.password_hash", bat()),
                     ErrorKind::BadHash("40 hex digits (Kong's salted SHA-1) or 'sha256:' followed by 64 hex digits"),
                 )
             })?,
-            _ => return Err(ConfigError::new(bat, ErrorKind::ExactlyOneOf("'password', 'password_hash'"))),
+            _ => return Err(ConfigError::new(bat(), ErrorKind::ExactlyOneOf("'password', 'password_hash'"))),
         };
         basic.push(BasicCredential { username: b.username, consumer: Rc::clone(&consumer), verifier });
     }
 
     let mut hmac = Vec::with_capacity(c.hmacauth_credentials.len());
     for (hi, h) in c.hmacauth_credentials.into_iter().enumerate() {
-        let hat = format!("{at}.hmacauth_credentials[{hi}]");
+        let hat = || format!("{at}.hmacauth_credentials[{hi}]");
         if h.username.is_empty() {
-            return Err(ConfigError::new(format!("{hat}.username"), ErrorKind::Empty));
+            return Err(ConfigError::new(format!("{}.username", hat()), ErrorKind::Empty));
         }
         if h.secret.is_empty() {
-            return Err(ConfigError::new(format!("{hat}.secret"), ErrorKind::Empty));
+            return Err(ConfigError::new(format!("{}.secret", hat()), ErrorKind::Empty));
         }
         if let Some(hid) = &h.id {
-            check_uuid(hid, format!("{hat}.id"))?;
+            check_uuid(hid, || format!("{}.id", hat()))?;
         }
         hmac.push(HmacCredential::new(h.username, Rc::clone(&consumer), h.secret.into_bytes()));
     }
 
     let mut jwt = Vec::with_capacity(c.jwt_secrets.len());
     for (ji, j) in c.jwt_secrets.into_iter().enumerate() {
-        let jat = format!("{at}.jwt_secrets[{ji}]");
+        let jat = || format!("{at}.jwt_secrets[{ji}]");
         if j.key.is_empty() {
-            return Err(ConfigError::new(format!("{jat}.key"), ErrorKind::Empty));
+            return Err(ConfigError::new(format!("{}.key", jat()), ErrorKind::Empty));
         }
         if let Some(jid) = &j.id {
-            check_uuid(jid, format!("{jat}.id"))?;
+            check_uuid(jid, || format!("{}.id", jat()))?;
         }
         const JWT_ALGORITHMS: &[&str] = &[
             "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
@@ -813,7 +815,7 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
         if let Some(alg) = &j.algorithm {
             if !JWT_ALGORITHMS.contains(&alg.as_str()) {
                 return Err(ConfigError::new(
-                    format!("{jat}.algorithm"),
+                    format!("{}.algorithm", jat()),
                     ErrorKind::Rule(
                         "expected one of: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
                     ),
@@ -824,14 +826,14 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
         let verifier = plugins::jwt::VerifyingKey::parse(algorithm, j.secret.as_deref(), j.rsa_public_key.as_deref())
             .map_err(|e| match e {
             plugins::jwt::KeyError::SecretMissing => {
-                ConfigError::new(format!("{jat}.secret"), ErrorKind::RequiredFieldMissing)
+                ConfigError::new(format!("{}.secret", jat()), ErrorKind::RequiredFieldMissing)
             }
-            plugins::jwt::KeyError::SecretEmpty => ConfigError::new(format!("{jat}.secret"), ErrorKind::Empty),
+            plugins::jwt::KeyError::SecretEmpty => ConfigError::new(format!("{}.secret", jat()), ErrorKind::Empty),
             plugins::jwt::KeyError::PublicKeyMissing => {
-                ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::RequiredFieldMissing)
+                ConfigError::new(format!("{}.rsa_public_key", jat()), ErrorKind::RequiredFieldMissing)
             }
             plugins::jwt::KeyError::Invalid(why) => {
-                ConfigError::new(format!("{jat}.rsa_public_key"), ErrorKind::Rule(why))
+                ConfigError::new(format!("{}.rsa_public_key", jat()), ErrorKind::Rule(why))
             }
         })?;
         let material = JwtMaterial { secret: j.secret, rsa_public_key: j.rsa_public_key };

@@ -22,7 +22,6 @@
 //! generation is not the one the reader switched to is stale and makes the reader re-read `gen`.
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -37,8 +36,8 @@ use crate::plugins::jwt::{Algorithm, VerifyingKey};
 
 /// The first byte of every bucket: the record format.
 const FORMAT: u8 = 2;
-/// Records per bucket on average: a bucket read copies ~2 KB, a shared-data entry's own cost is
-/// shared by this many records.
+/// Records per bucket at most on average (16–32, the bucket count being a power of two): a
+/// bucket read copies ~1–2 KB, and a shared-data entry's own cost is shared by that many records.
 const RECORDS_PER_BUCKET: usize = 32;
 
 /// What a record is looked up by. The last two are only checked for uniqueness, never written.
@@ -123,10 +122,20 @@ fn id_lookup(id: &str) -> Vec<u8> {
     }
 }
 
+/// The text of an [`id_lookup`].
+fn id_text(lookup: &[u8]) -> String {
+    match uuid::Uuid::from_slice(lookup) {
+        Ok(u) => u.hyphenated().to_string(),
+        Err(_) => String::from_utf8_lossy(lookup).into_owned(),
+    }
+}
+
+/// The UUID of an id written in the canonical lower-case hyphenated form (36 characters).
 fn canonical_uuid(id: &str) -> Option<uuid::Uuid> {
-    let u = uuid::Uuid::try_parse(id).ok()?;
-    let mut buf = [0u8; 36];
-    (u.hyphenated().encode_lower(&mut buf).as_bytes() == id.as_bytes()).then_some(u)
+    if id.len() != 36 || id.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    uuid::Uuid::try_parse(id).ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,17 +260,57 @@ impl<'a> Dec<'a> {
 // ---------------------------------------------------------------------------------------------
 // Building a population: records collected in one arena, grouped into buckets at the end.
 
+/// Records in chunks of 4 MiB (a record never straddles two): growing never copies what is
+/// there, and running out of wasm memory is an error, not a trap.
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<Vec<u8>>,
+}
+
+const CHUNK_BITS: u32 = 22;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+impl Arena {
+    /// Append `record`; its offset, or `None` when memory is exhausted or the arena is full.
+    fn append(&mut self, record: &[u8]) -> Option<u32> {
+        if record.len() > CHUNK {
+            return None;
+        }
+        let room = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= record.len());
+        if !room {
+            let mut chunk = Vec::new();
+            chunk.try_reserve_exact(CHUNK).ok()?;
+            self.chunks.try_reserve(1).ok()?;
+            self.chunks.push(chunk);
+        }
+        let index = self.chunks.len() - 1;
+        let chunk = self.chunks.last_mut()?;
+        let offset = u32::try_from((index << CHUNK_BITS) | chunk.len()).ok()?;
+        chunk.extend_from_slice(record);
+        Some(offset)
+    }
+
+    /// The bytes from `offset` to the end of its chunk.
+    fn get(&self, offset: u32) -> Option<&[u8]> {
+        let offset = offset as usize;
+        self.chunks.get(offset >> CHUNK_BITS)?.get(offset & (CHUNK - 1)..)
+    }
+}
+
 /// Collects the records of a consumer population as its consumers are validated one at a time,
 /// then groups them into buckets and checks uniqueness (equal lookups share a bucket). Each
 /// record is `[consumer index u32][credential index u16][flags u8][kind u8][lookup][value]` in
-/// one arena; only `[kind][lookup][value]` is stored.
+/// the arena; only `[kind][lookup][value]` is stored.
 pub struct Builder {
     at_path: String,
-    arena: Vec<u8>,
+    arena: Arena,
     /// (lookup hash, then bucket; offset in `arena`)
     index: Vec<(u32, u32)>,
     stored: usize,
     scratch: Vec<u8>,
+    record: Vec<u8>,
+    /// The current consumer, encoded once for all its records.
+    consumer: Vec<u8>,
 }
 
 const META_LEN: usize = 7;
@@ -269,27 +318,36 @@ const META_LEN: usize = 7;
 const FROM_HASH: u8 = 1;
 
 impl Builder {
-    /// `at_path`: the JSON path of the consumers array, for refusals; `capacity`: bytes to
-    /// reserve (untouched reserved memory costs nothing).
-    pub fn new(at_path: &str, capacity: usize) -> Builder {
+    /// `at_path`: the JSON path of the consumers array, for refusals.
+    pub fn new(at_path: &str) -> Builder {
         Builder {
             at_path: at_path.to_string(),
-            arena: Vec::with_capacity(capacity),
+            arena: Arena::default(),
             index: Vec::new(),
             stored: 0,
             scratch: Vec::new(),
+            record: Vec::new(),
+            consumer: Vec::new(),
         }
     }
 
     fn push(&mut self, ci: usize, sub: usize, flags: u8, kind: Kind, lookup: &[u8]) -> Result<(), ConfigError> {
-        let offset = u32::try_from(self.arena.len())
-            .map_err(|_| ConfigError::new(self.at_path.clone(), ErrorKind::Rule("too large for one consumer store")))?;
-        self.arena.extend_from_slice(&(ci as u32).to_le_bytes());
-        self.arena.extend_from_slice(&(sub.min(usize::from(u16::MAX)) as u16).to_le_bytes());
-        self.arena.push(flags);
-        self.arena.push(kind as u8);
-        put_bytes(&mut self.arena, lookup);
-        put_bytes(&mut self.arena, &self.scratch);
+        let r = &mut self.record;
+        r.clear();
+        r.extend_from_slice(&(ci as u32).to_le_bytes());
+        r.extend_from_slice(&(sub.min(usize::from(u16::MAX)) as u16).to_le_bytes());
+        r.push(flags);
+        r.push(kind as u8);
+        put_bytes(r, lookup);
+        put_bytes(r, &self.scratch);
+        let out_of_memory = || {
+            ConfigError::new(
+                self.at_path.clone(),
+                ErrorKind::Rule("too large: the consumers' records do not fit in the loader's memory"),
+            )
+        };
+        let offset = self.arena.append(&self.record).ok_or_else(out_of_memory)?;
+        self.index.try_reserve(1).map_err(|_| out_of_memory())?;
         self.index.push((lookup_hash(kind, lookup), offset));
         if kind.stored() {
             self.stored += 1;
@@ -300,8 +358,10 @@ impl Builder {
     /// Add consumer `ci` (its index in the document) and its credentials.
     pub fn add(&mut self, ci: usize, v: &ValidConsumer) -> Result<(), ConfigError> {
         let c = &*v.consumer;
+        self.consumer.clear();
+        put_consumer(&mut self.consumer, c);
         self.scratch.clear();
-        put_consumer(&mut self.scratch, c);
+        self.scratch.extend_from_slice(&self.consumer);
         self.push(ci, 0, 0, Kind::ConsumerId, &id_lookup(&c.id))?;
         if let Some(u) = &c.username {
             self.push(ci, 0, 0, Kind::ConsumerName, u.as_bytes())?;
@@ -312,8 +372,8 @@ impl Builder {
         }
         for (ki, k) in v.keys.iter().enumerate() {
             self.scratch.clear();
-            self.push(ci, ki, 0, Kind::KeyId, k.credential.id.as_bytes())?;
-            put_consumer(&mut self.scratch, c);
+            self.push(ci, ki, 0, Kind::KeyId, &id_lookup(&k.credential.id))?;
+            self.scratch.extend_from_slice(&self.consumer);
             put_id(&mut self.scratch, &k.credential.id);
             put_varint(&mut self.scratch, k.credential.expires_at.map_or(0, |e| e.saturating_add(1)));
             let flags = if k.from_hash { FROM_HASH } else { 0 };
@@ -321,7 +381,7 @@ impl Builder {
         }
         for (bi, b) in v.basic.iter().enumerate() {
             self.scratch.clear();
-            put_consumer(&mut self.scratch, c);
+            self.scratch.extend_from_slice(&self.consumer);
             match &b.verifier {
                 PasswordVerifier::Sha256(d) => {
                     self.scratch.push(0);
@@ -342,13 +402,13 @@ impl Builder {
         }
         for (hi, h) in v.hmac.iter().enumerate() {
             self.scratch.clear();
-            put_consumer(&mut self.scratch, c);
+            self.scratch.extend_from_slice(&self.consumer);
             put_bytes(&mut self.scratch, h.secret());
             self.push(ci, hi, 0, Kind::Hmac, h.username.as_bytes())?;
         }
         for (ji, j) in v.jwt.iter().enumerate() {
             self.scratch.clear();
-            put_consumer(&mut self.scratch, c);
+            self.scratch.extend_from_slice(&self.consumer);
             put_bytes(&mut self.scratch, j.algorithm.name().as_bytes());
             put_opt(&mut self.scratch, j.material.secret.as_deref().map(str::as_bytes));
             put_opt(&mut self.scratch, j.material.rsa_public_key.as_deref().map(str::as_bytes));
@@ -359,31 +419,28 @@ impl Builder {
 
     /// Group the records into buckets and refuse duplicates (naming the later one's path).
     pub fn finish(mut self) -> Result<Population, ConfigError> {
-        let buckets = u32::try_from(self.stored.div_ceil(RECORDS_PER_BUCKET).max(1)).unwrap_or(u32::MAX);
-        for e in &mut self.index {
-            e.0 %= buckets;
-        }
-        self.index.sort_unstable_by_key(|e| e.0);
+        // A power of two: the bucket is the hash's low bits.
+        let buckets =
+            u32::try_from(self.stored.div_ceil(RECORDS_PER_BUCKET).max(1).next_power_of_two()).unwrap_or(1 << 31);
+        let mask = u64::from(buckets - 1);
+        // By bucket, then hash: equal lookups are in one run of equal hashes, and only those
+        // runs need their records compared.
+        self.index.sort_unstable_by_key(|&(hash, _)| ((u64::from(hash) & mask) << 32) | u64::from(hash));
         let arena = &self.arena;
         // The duplicate the inline check would report: the earliest consumer, then field order.
         let mut first_duplicate: Option<(u32, u32)> = None;
-        let mut start = 0;
-        while start < self.index.len() {
-            let bucket = self.index.get(start).map_or(0, |e| e.0);
-            let end = start + self.index.get(start..).map_or(0, |r| r.iter().take_while(|e| e.0 == bucket).count());
-            if let Some(group) = self.index.get_mut(start..end) {
-                group.sort_unstable_by(|a, b| compare_records(arena, a.1, b.1));
-                for pair in group.windows(2) {
-                    if let [a, b] = pair {
-                        if same_lookup(arena, a.1, b.1)
-                            && first_duplicate.is_none_or(|(_, d)| report_order(arena, b.1) < report_order(arena, d))
-                        {
-                            first_duplicate = Some((a.1, b.1));
-                        }
+        for run in self.index.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+            for (i, a) in run.iter().enumerate() {
+                for b in run.iter().skip(i + 1) {
+                    // the arena only grows: the smaller offset is the earlier in the document
+                    let (first, later) = if a.1 < b.1 { (a.1, b.1) } else { (b.1, a.1) };
+                    if same_lookup(arena, first, later)
+                        && first_duplicate.is_none_or(|(_, d)| report_order(arena, later) < report_order(arena, d))
+                    {
+                        first_duplicate = Some((first, later));
                     }
                 }
             }
-            start = end.max(start + 1);
         }
         if let Some((first, later)) = first_duplicate {
             return Err(duplicate(&self.at_path, arena, first, later));
@@ -402,8 +459,8 @@ struct ArenaRecord<'a> {
     stored: &'a [u8],
 }
 
-fn arena_record(arena: &[u8], offset: u32) -> Option<ArenaRecord<'_>> {
-    let rest = arena.get(offset as usize..)?;
+fn arena_record(arena: &Arena, offset: u32) -> Option<ArenaRecord<'_>> {
+    let rest = arena.get(offset)?;
     let ci = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
     let sub = u16::from_le_bytes(rest.get(4..6)?.try_into().ok()?);
     let flags = *rest.get(6)?;
@@ -416,17 +473,9 @@ fn arena_record(arena: &[u8], offset: u32) -> Option<ArenaRecord<'_>> {
     Some(ArenaRecord { ci, sub, flags, kind, lookup, stored })
 }
 
-/// Records in (kind, lookup, document) order.
-fn compare_records(arena: &[u8], a: u32, b: u32) -> Ordering {
-    match (arena_record(arena, a), arena_record(arena, b)) {
-        (Some(a), Some(b)) => (a.kind, a.lookup, a.ci, a.sub).cmp(&(b.kind, b.lookup, b.ci, b.sub)),
-        _ => a.cmp(&b),
-    }
-}
-
 /// Document order of a record's field, as the inline check meets them: consumer, then the
 /// consumer's username, custom_id, id, keys (key, then id), basic, hmac, jwt credentials.
-fn report_order(arena: &[u8], offset: u32) -> (u32, u8, u16, u8) {
+fn report_order(arena: &Arena, offset: u32) -> (u32, u8, u16, u8) {
     let Some(r) = arena_record(arena, offset) else { return (u32::MAX, 0, 0, 0) };
     let (group, within) = match r.kind {
         Kind::ConsumerName => (0, 0),
@@ -442,14 +491,14 @@ fn report_order(arena: &[u8], offset: u32) -> (u32, u8, u16, u8) {
 }
 
 /// Two records with the same lookup: a duplicate.
-fn same_lookup(arena: &[u8], a: u32, b: u32) -> bool {
+fn same_lookup(arena: &Arena, a: u32, b: u32) -> bool {
     match (arena_record(arena, a), arena_record(arena, b)) {
         (Some(a), Some(b)) => (a.kind, a.lookup) == (b.kind, b.lookup),
         _ => false,
     }
 }
 
-fn duplicate(at_path: &str, arena: &[u8], first: u32, later: u32) -> ConfigError {
+fn duplicate(at_path: &str, arena: &Arena, first: u32, later: u32) -> ConfigError {
     let (Some(first), Some(later)) = (arena_record(arena, first), arena_record(arena, later)) else {
         return ConfigError::new(at_path, ErrorKind::Rule("duplicate"));
     };
@@ -460,7 +509,7 @@ fn duplicate(at_path: &str, arena: &[u8], first: u32, later: u32) -> ConfigError
             let f = if later.flags & FROM_HASH != 0 { "key_hash" } else { "key" };
             (format!("keyauth_credentials[{sub}].{f}"), "key", None)
         }
-        Kind::KeyId => (format!("keyauth_credentials[{sub}].id"), "credential id", Some(text())),
+        Kind::KeyId => (format!("keyauth_credentials[{sub}].id"), "credential id", Some(id_text(later.lookup))),
         Kind::Basic => (format!("basicauth_credentials[{sub}].username"), "username", Some(text())),
         Kind::Hmac => (format!("hmacauth_credentials[{sub}].username"), "username", Some(text())),
         Kind::Jwt => (format!("jwt_secrets[{sub}].key"), "key", Some(text())),
@@ -480,8 +529,8 @@ fn duplicate(at_path: &str, arena: &[u8], first: u32, later: u32) -> ConfigError
 
 /// A validated population grouped into buckets, ready to be written as any generation.
 pub struct Population {
-    arena: Vec<u8>,
-    /// (bucket, offset), sorted by bucket.
+    arena: Arena,
+    /// (lookup hash, offset), sorted by bucket (`hash % buckets`).
     index: Vec<(u32, u32)>,
     buckets: u32,
     records: usize,
@@ -500,7 +549,7 @@ impl Population {
             buf.clear();
             buf.push(FORMAT);
             buf.extend_from_slice(&gen.to_le_bytes());
-            while let Some((_, offset)) = records.next_if(|e| e.0 == bucket) {
+            while let Some((_, offset)) = records.next_if(|e| e.0 % self.buckets == bucket) {
                 if let Some(r) = arena_record(&self.arena, *offset) {
                     if r.kind.stored() {
                         buf.extend_from_slice(r.stored);
@@ -989,7 +1038,7 @@ mod tests {
         }
         // one shared-data entry per ~32 records, not one per record
         let buckets = host.data.keys().filter(|k| k.starts_with("consumer-auth:store:s:1:")).count();
-        assert_eq!(buckets, 12_000usize.div_ceil(RECORDS_PER_BUCKET));
+        assert_eq!(buckets, 12_000usize.div_ceil(RECORDS_PER_BUCKET).next_power_of_two());
         // a smaller generation: generation 1's buckets are emptied, none of its keys remain
         let small = doc(10, "b");
         write(&mut host, "s", &small, "d2", None).unwrap();

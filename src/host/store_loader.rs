@@ -102,7 +102,7 @@ impl Loader {
             Some(304) => metrics::store_fetch(&self.name, "unchanged"),
             Some(200) => {
                 let body = abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size).unwrap_or_default();
-                let digest = hex::encode(crate::consumers::sha256(&body));
+                let digest = crate::consumers::content_digest(&body);
                 let parsed = config::parse_consumers_document(&body);
                 drop(body); // free the raw document before the records are written
                 match parsed {
