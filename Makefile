@@ -87,6 +87,10 @@ clean:
 	rm -f $(WASM)
 
 # jwt verification cost per algorithm (median per request through the harness, ratio to HS256).
+.PHONY: bench-store-load
+bench-store-load: build
+	CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) cargo bench -p consumer-auth --bench store_load
+
 .PHONY: bench-algorithms
 bench-algorithms: build
 	CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) cargo bench -p consumer-auth --bench algorithms

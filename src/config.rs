@@ -466,18 +466,28 @@ impl Config {
 /// each is validated and turned into records on its own, so that a million of them are never
 /// held as parsed structures (only their compact records are).
 pub fn parse_consumers_document(json: &[u8]) -> Result<Population, ConfigError> {
+    consumers_population(serde_json::de::SliceRead::new(json))
+}
+
+/// [`parse_consumers_document`] from a reader: the document itself need not be in memory
+/// (a loader reads a fetched document from the host in chunks).
+pub fn read_consumers_document(reader: impl std::io::Read) -> Result<Population, ConfigError> {
+    consumers_population(serde_json::de::IoRead::new(reader))
+}
+
+fn consumers_population<'de>(read: impl serde_json::de::Read<'de>) -> Result<Population, ConfigError> {
     let mut builder = Builder::new("consumers");
-    for_each_consumer(json, |ci, c| builder.add(ci, &c))?;
+    for_each_consumer(read, |ci, c| builder.add(ci, &c))?;
     builder.finish()
 }
 
 /// Call `each` with every consumer of a consumers document, validated, in document order.
-fn for_each_consumer(
-    json: &[u8],
+fn for_each_consumer<'de>(
+    read: impl serde_json::de::Read<'de>,
     mut each: impl FnMut(usize, ValidConsumer) -> Result<(), ConfigError>,
 ) -> Result<(), ConfigError> {
     let mut refused = None;
-    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut de = serde_json::Deserializer::new(read);
     let mut track = serde_path_to_error::Track::new();
     let seed = DocumentSeed { each: &mut each, refused: &mut refused };
     let result =
@@ -562,7 +572,7 @@ impl<'de, F: FnMut(usize, ValidConsumer) -> Result<(), ConfigError>> serde::de::
 /// A serde error at `path` as a refusal.
 fn serde_error(path: String, e: serde_json::Error) -> ConfigError {
     let path = if path == "." { String::new() } else { path };
-    if e.is_syntax() || e.is_eof() {
+    if e.is_syntax() || e.is_eof() || e.is_io() {
         ConfigError::new("", ErrorKind::Syntax(e.to_string()))
     } else {
         from_serde_message(&path, &e.to_string())

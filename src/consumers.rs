@@ -223,8 +223,23 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Identifies the content of a consumers document (not a secret's digest: the document is
 /// trusted, and a million consumers are ~170 MB, where SHA-256 in wasm costs about a second).
+#[derive(Default)]
+pub struct ContentDigest(xxhash_rust::xxh3::Xxh3);
+
+impl ContentDigest {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(&self) -> String {
+        format!("xxh3-128:{:032x}", self.0.digest128())
+    }
+}
+
 pub fn content_digest(document: &[u8]) -> String {
-    format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(document))
+    let mut d = ContentDigest::default();
+    d.update(document);
+    d.finish()
 }
 
 /// The index key of an API key.

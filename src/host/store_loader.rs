@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::config::{self, RemoteSource, StoreContent, StoreDefinition};
+use crate::consumers::ContentDigest;
 use crate::pipeline::{Host, LogLevel, SharedError};
 use crate::store::{self, Written};
 
@@ -35,7 +36,7 @@ impl Loader {
         match &def.content {
             StoreContent::Inline { population, digest } => {
                 match store::write(&mut ProxyHost, &def.name, population, digest, None) {
-                    Ok(written) => report(&def.name, &written),
+                    Ok(written) => report(&def.name, &written, ""),
                     Err(e) => return Err(format!("store '{}': cannot be written: {e:?}", def.name)),
                 }
                 Ok(Loader { name: def.name.clone(), remote: None, token })
@@ -101,18 +102,31 @@ impl Loader {
         match status {
             Some(304) => metrics::store_fetch(&self.name, "unchanged"),
             Some(200) => {
-                let body = abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, body_size).unwrap_or_default();
-                let digest = crate::consumers::content_digest(&body);
-                let parsed = config::parse_consumers_document(&body);
-                drop(body); // free the raw document before the records are written
+                let started = abi::now_nanos().unwrap_or_default();
+                // Read in chunks: the document (~170 MB for a million consumers) is never in
+                // the VM's memory as a whole, only the records built from it.
+                let mut body = ResponseBody { offset: 0, size: body_size, digest: ContentDigest::default() };
+                let parsed = config::read_consumers_document(std::io::BufReader::with_capacity(1 << 20, &mut body));
+                let digest = body.digest.finish();
+                let built = abi::now_nanos().unwrap_or_default();
                 match parsed {
                     Ok(population) => {
-                        match store::write(&mut ProxyHost, &self.name, &population, &digest, header("etag")) {
+                        let result = store::write(&mut ProxyHost, &self.name, &population, &digest, header("etag"));
+                        drop(population);
+                        match result {
                             Ok(written) => {
                                 let outcome =
                                     if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
                                 metrics::store_fetch(&self.name, outcome);
-                                report(&self.name, &written);
+                                let done = abi::now_nanos().unwrap_or_default();
+                                let seconds = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e9;
+                                let timing = format!(
+                                    "; {:.1} MB read and validated in {:.2} s, written in {:.2} s",
+                                    body_size as f64 / 1e6,
+                                    seconds(started, built),
+                                    seconds(built, done)
+                                );
+                                report(&self.name, &written, &timing);
                             }
                             Err(e) => self.failed("failed", &format!("cannot write the new generation: {e:?}")),
                         }
@@ -133,6 +147,30 @@ impl Loader {
             LogLevel::Warn,
             &format!("consumer-auth: store '{}': fetch failed: {why}; keeping generation {current}", self.name),
         );
+    }
+}
+
+/// The HTTP call's response body, read from the host on demand, its digest computed on the way.
+struct ResponseBody {
+    offset: usize,
+    size: usize,
+    digest: ContentDigest,
+}
+
+impl std::io::Read for &mut ResponseBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min(self.size.saturating_sub(self.offset));
+        if want == 0 {
+            return Ok(0);
+        }
+        let chunk = abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, self.offset, want)
+            .map_err(|e| std::io::Error::other(format!("the host did not give the response body (status {})", e.0)))?;
+        let n = chunk.len().min(want);
+        let (Some(to), Some(from)) = (buf.get_mut(..n), chunk.get(..n)) else { return Ok(0) };
+        to.copy_from_slice(from);
+        self.digest.update(from);
+        self.offset += n;
+        Ok(n)
     }
 }
 
@@ -157,11 +195,15 @@ fn claim_period(store: &str, period: u64, token: &str) -> bool {
     cas != 0 || matches!(ProxyHost.shared_get(&key), Ok(Some((v, _))) if v == mine.as_bytes())
 }
 
-fn report(name: &str, written: &Written) {
+/// `detail`: appended to the "loaded" line (how long a fetched document took).
+fn report(name: &str, written: &Written, detail: &str) {
     match written {
         Written::Switched { gen, records } => {
             metrics::store_generation(name, *gen);
-            log(LogLevel::Info, &format!("consumer-auth: store '{name}': generation {gen} loaded ({records} records)"));
+            log(
+                LogLevel::Info,
+                &format!("consumer-auth: store '{name}': generation {gen} loaded ({records} records{detail})"),
+            );
         }
         Written::AlreadyCurrent(gen) => {
             metrics::store_generation(name, *gen);

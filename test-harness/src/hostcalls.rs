@@ -123,18 +123,28 @@ const BUF_HTTP_CALL_RESPONSE_BODY: i32 = 4;
 const BUF_VM_CONFIGURATION: i32 = 6;
 const BUF_PLUGIN_CONFIGURATION: i32 = 7;
 
-fn buffer(w: &mut World, ctx: u32, ty: i32) -> Hc<Vec<u8>> {
+/// Bytes `start..start+max` of a buffer (only those are copied: a loader reads a large body in
+/// chunks).
+fn buffer_range(w: &mut World, ctx: u32, ty: i32, start: usize, max: usize) -> Hc<Vec<u8>> {
+    let range = |data: &[u8]| {
+        let end = start.saturating_add(max).min(data.len());
+        if start < end {
+            data[start..end].to_vec()
+        } else {
+            Vec::new()
+        }
+    };
     match ty {
         BUF_REQUEST_BODY | BUF_RESPONSE_BODY => {
             let (req, _) = w.request_of(ctx).ok_or(st(NOT_FOUND))?;
             let b = if ty == BUF_REQUEST_BODY { &req.req_body } else { &req.resp_body };
-            b.clone().ok_or(st(NOT_FOUND))
+            b.as_deref().map(range).ok_or(st(NOT_FOUND))
         }
-        BUF_HTTP_CALL_RESPONSE_BODY => w.call_response.as_ref().map(|r| r.body.clone()).ok_or(st(NOT_FOUND)),
-        BUF_VM_CONFIGURATION => Ok(w.vm_config.clone()),
+        BUF_HTTP_CALL_RESPONSE_BODY => w.call_response.as_ref().map(|r| range(&r.body)).ok_or(st(NOT_FOUND)),
+        BUF_VM_CONFIGURATION => Ok(range(&w.vm_config)),
         BUF_PLUGIN_CONFIGURATION => {
             let root = w.root_of(ctx).ok_or(st(NOT_FOUND))?;
-            Ok(w.roots.get(&root).map(|r| r.config.clone()).unwrap_or_default())
+            Ok(w.roots.get(&root).map(|r| range(&r.config)).unwrap_or_default())
         }
         2 | 3 | 5 | 8 => Err(st(NOT_FOUND)),
         _ => Err(st(BAD_ARGUMENT)),
@@ -142,12 +152,8 @@ fn buffer(w: &mut World, ctx: u32, ty: i32) -> Hc<Vec<u8>> {
 }
 
 fn get_buffer_bytes(c: &mut C, ty: i32, start: i32, max: i32, rp: i32, rs: i32) -> Hc {
-    let data = buffer(&mut lock(&world(c)), ctx(c), ty)?;
-    let start = start as u32 as usize;
-    let max = max as u32 as usize;
-    let end = start.saturating_add(max).min(data.len());
-    let slice = if start < end { &data[start..end] } else { &[][..] };
-    copy_out(c, slice, rp, rs)
+    let data = buffer_range(&mut lock(&world(c)), ctx(c), ty, start as u32 as usize, max as u32 as usize)?;
+    copy_out(c, &data, rp, rs)
 }
 
 /// Envoy's `BufferWrapper::copyFrom` semantics: start=0,size=0 prepends; start=0,size>=len

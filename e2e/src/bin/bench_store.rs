@@ -112,7 +112,17 @@ fn bootstrap(source_port: u16) -> Value {
     b["layered_runtime"] = json!({ "layers": [{ "name": "static", "static_layer": {
         "http.async_response_buffer_limit": RESPONSE_LIMIT
     } }] });
+    // Return memory Envoy's allocator has freed (the fetched document, a replaced generation) to
+    // the system, as an operator of a large store would (docs/CONSUMER_STORE.md).
+    b["memory_allocator_manager"] = json!({ "bytes_to_release": 1u64 << 30, "memory_release_interval": "1s" });
     b
+}
+
+/// Bytes Envoy's allocator has handed out (`/memory` `allocated`): Envoy's own heap, shared data
+/// included, but not the wasm VMs' linear memory (V8 maps that itself).
+fn heap_kib(envoy: &Envoy) -> u64 {
+    let memory = envoy.admin("/memory").json();
+    memory["allocated"].as_str().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in KiB.
@@ -216,6 +226,9 @@ struct Row {
     rss1_kib: u64,
     rss2_kib: u64,
     hwm_kib: u64,
+    heap_base_kib: u64,
+    heap1_kib: u64,
+    heap2_kib: u64,
     key_rps: f64,
     basic_rps: f64,
     /// Why the first generation was not served.
@@ -234,6 +247,9 @@ impl Row {
             rss1_kib: rss_kib,
             rss2_kib: rss_kib,
             hwm_kib,
+            heap_base_kib: 0,
+            heap1_kib: 0,
+            heap2_kib: 0,
             key_rps: 0.0,
             basic_rps: 0.0,
             failure: Some(why),
@@ -249,6 +265,7 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
     // the empty store's baseline: after the first (failed: no document yet) fetch
     std::thread::sleep(Duration::from_secs(2));
     let (base_kib, _) = memory_kib(envoy.pid());
+    let heap_base_kib = heap_kib(&envoy);
     let doc_mb = document(n, 1).len() as f64 / 1e6;
     let first = match load(&envoy, &source, n, 1) {
         Ok(t) => t,
@@ -261,6 +278,7 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
     eprintln!("   generation 1 served {:?} after the document, {:?} after its fetch", first.0, first.1);
     std::thread::sleep(Duration::from_secs(2));
     let (rss1_kib, _) = memory_kib(envoy.pid());
+    let heap1_kib = heap_kib(&envoy);
     let key_script = script("/key", n, "apikey", key);
     let basic_script = script("/basic", n, "authorization", authorization);
     let (mut key_runs, mut basic_runs) = (Vec::new(), Vec::new());
@@ -274,6 +292,7 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
     eprintln!("   generation 2 served {:?} after the document, {:?} after its fetch", second.0, second.1);
     std::thread::sleep(Duration::from_secs(2));
     let (rss2_kib, hwm_kib) = memory_kib(envoy.pid());
+    let heap2_kib = heap_kib(&envoy);
     let records = envoy
         .log()
         .lines()
@@ -291,6 +310,9 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
         rss1_kib,
         rss2_kib,
         hwm_kib,
+        heap_base_kib,
+        heap1_kib,
+        heap2_kib,
         key_rps: median(key_runs),
         basic_rps: median(basic_runs),
         failure: None,
@@ -330,15 +352,15 @@ fn main() -> ExitCode {
     let _ = writeln!(
         out,
         "| consumers | document MB | records | load s (from fetch) | reload s (from fetch) | RSS empty MiB | \
-         RSS gen 1 MiB | bytes/consumer gen 1 | RSS gen 2 MiB | bytes/consumer gen 2 | peak RSS MiB | \
+         RSS gen 1 MiB | bytes/consumer gen 1 | of which Envoy heap | RSS gen 2 MiB | bytes/consumer gen 2 | of which Envoy heap | peak RSS MiB | \
          key-auth req/s | ratio | basic-auth req/s | ratio |"
     );
-    let _ = writeln!(out, "|{}", "---|".repeat(15));
+    let _ = writeln!(out, "|{}", "---|".repeat(17));
     for r in &rows {
         if let Some(why) = &r.failure {
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | not loaded: {why} | | | {:.0} | | | | | {:.0} | | | | |",
+                "| {} | {:.1} | not loaded: {why} | | | {:.0} | | | | | | | {:.0} | | | | |",
                 r.n,
                 r.doc_mb,
                 r.base_kib as f64 / 1024.0,
@@ -348,7 +370,7 @@ fn main() -> ExitCode {
         }
         let _ = writeln!(
             out,
-            "| {} | {:.1} | {} | {} ({}) | {} ({}) | {:.0} | {:.0} | {} | {:.0} | {} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} |",
+            "| {} | {:.1} | {} | {} ({}) | {} ({}) | {:.0} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.3} | {:.0} | {:.3} |",
             r.n,
             r.doc_mb,
             r.records,
@@ -359,8 +381,10 @@ fn main() -> ExitCode {
             r.base_kib as f64 / 1024.0,
             r.rss1_kib as f64 / 1024.0,
             per_consumer(r.rss1_kib, r.base_kib, r.n),
+            per_consumer(r.heap1_kib, r.heap_base_kib, r.n),
             r.rss2_kib as f64 / 1024.0,
             per_consumer(r.rss2_kib, r.base_kib, r.n),
+            per_consumer(r.heap2_kib, r.heap_base_kib, r.n),
             r.hwm_kib as f64 / 1024.0,
             r.key_rps,
             r.key_rps / reference.key_rps,
