@@ -55,7 +55,13 @@ fn main() {
             .find(|l| l.message.contains(&format!("generation {generation} loaded")))
             .map(|l| l.message.clone())
             .unwrap_or_else(|| panic!("generation {generation} not loaded: {:?}", h.logs().last()));
-        println!("{n} consumers, {:.1} MB: {took:.2?} — {line}", body.len() as f64 / 1e6);
+        let memory = h.memory_sizes().into_iter().max().unwrap_or(0);
+        println!(
+            "{n} consumers, {:.1} MB: {took:.2?}, loader VM memory {} MiB ({} bytes per consumer) — {line}",
+            body.len() as f64 / 1e6,
+            memory >> 20,
+            memory / n
+        );
         totals.push(took);
     }
     totals.sort();

@@ -697,6 +697,8 @@ pub struct ValidKey {
     pub digest: [u8; 32],
     /// Given as `key_hash` rather than `key` (names the field in a refusal).
     pub from_hash: bool,
+    /// The credential id was given (a derived one is unique whenever consumer ids are).
+    pub explicit_id: bool,
     pub credential: KeyCredential,
 }
 
@@ -759,6 +761,7 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
             })?,
             _ => return Err(ConfigError::new(kat(), ErrorKind::ExactlyOneOf("'key', 'key_hash'"))),
         };
+        let explicit_id = k.id.is_some();
         let cred_id = match k.id {
             Some(cid) => {
                 check_uuid(&cid, || format!("{}.id", kat()))?;
@@ -767,7 +770,7 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
             None => consumers::derived_id("keyauth", &format!("{id}:{ki}")),
         };
         let credential = KeyCredential { id: cred_id, consumer: Rc::clone(&consumer), expires_at: k.expires_at };
-        keys.push(ValidKey { digest, from_hash: k.key.is_none(), credential });
+        keys.push(ValidKey { digest, from_hash: k.key.is_none(), explicit_id, credential });
     }
 
     let mut basic = Vec::with_capacity(c.basicauth_credentials.len());

@@ -250,6 +250,11 @@ impl Host {
     }
 
     /// All logs recorded by this host (configure, requests, ticks, http call responses).
+    /// Each VM's linear memory in bytes (wasm memory never shrinks: its high-water mark).
+    pub fn memory_sizes(&self) -> Vec<usize> {
+        self.vms.iter().map(|v| v.store.data().memory.map_or(0, |m| m.data_size(&v.store))).collect()
+    }
+
     pub fn logs(&self) -> &[LogLine] {
         &self.logs
     }
