@@ -122,6 +122,7 @@ fn bootstrap(source_port: u16) -> Value {
 /// included, but not the wasm VMs' linear memory (V8 maps that itself).
 fn heap_kib(envoy: &Envoy) -> u64 {
     let memory = envoy.admin("/memory").json();
+    eprintln!("   /memory: {memory}");
     memory["allocated"].as_str().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
 }
 
