@@ -338,3 +338,56 @@ fn store_configuration_refusals() {
     );
     assert_eq!(refusal(&json!({"store": {"name": "main", "sauce": {}}}).to_string()), "store.sauce: unknown field");
 }
+
+/// A document of several MiB is read from the host in chunks (a consumer may straddle two):
+/// every consumer, from the first to the last, is found, and a duplicate near the end refuses
+/// the whole document with its path, keeping the last good generation.
+#[test]
+fn a_large_remote_document_is_read_in_chunks() {
+    let mut h = host();
+    h.configure(&remote_loader(1)).unwrap();
+    let r = h.configure(&reader(json!([{"name": "key-auth"}]))).unwrap();
+    let n = 30_000;
+    let many = |last_key: &str| -> Value {
+        let mut c: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"username": format!("user-{i}"), "custom_id": format!("crm-{i}"),
+                "keyauth_credentials": [{"key": format!("key-{i}")}],
+                "acls": [{"group": "g"}]})
+            })
+            .collect();
+        c.push(json!({"username": "last", "keyauth_credentials": [{"key": last_key}]}));
+        Value::Array(c)
+    };
+    let body = doc_body(many("key-last"));
+    assert!(body.len() > 3 << 20, "several 1 MiB chunks: {}", body.len());
+    h.tick();
+    let call = h.pending_http_calls().remove(0);
+    h.reply_http_call(call.token, 200, &[], &body);
+    assert_eq!(live_generation(&h), 1, "{:?}", h.logs().last());
+    for i in [0, 1, 6_000, 12_345, 29_999] {
+        let ex = checked(h.send(&[r], Request::get("/").header("apikey", &format!("key-{i}"))));
+        assert_eq!(ex.status(), 200);
+        assert_eq!(ex.upstream_header("x-consumer-username"), Some(format!("user-{i}")));
+        assert_eq!(ex.upstream_header("x-consumer-custom-id").as_deref(), Some(format!("crm-{i}").as_str()));
+    }
+    let last = checked(h.send(&[r], Request::get("/").header("apikey", "key-last")));
+    assert_eq!(last.upstream_header("x-consumer-username").as_deref(), Some("last"));
+
+    // the last consumer reuses the first one's key: the whole document is refused
+    h.advance(Duration::from_secs(1));
+    h.tick();
+    let call = h.pending_http_calls().remove(0);
+    h.reply_http_call(call.token, 200, &[], &doc_body(many("key-0")));
+    let line = &h.logs().last().unwrap().message;
+    assert_eq!(
+        line,
+        &format!(
+            "consumer-auth: store 'main': fetch failed: invalid document: consumers[{n}].keyauth_credentials[0].key: \
+             duplicate key (also used by consumers[0]); keeping generation 1"
+        )
+    );
+    assert_eq!(live_generation(&h), 1);
+    let last = checked(h.send(&[r], Request::get("/").header("apikey", "key-last")));
+    assert_eq!(last.upstream_header("x-consumer-username").as_deref(), Some("last"));
+}
