@@ -10,10 +10,13 @@
 //!   up to one refresh period of waiting for the next tick); the same for a second document (a
 //!   new generation while the first one is served);
 //! - memory: Envoy's VmRSS over the same Envoy's RSS before anything was loaded, divided by N,
-//!   after the first and after the second generation; VmHWM (peak);
+//!   after the first and after the second generation, and the part of it that is Envoy's own heap
+//!   (`/memory` `allocated`: shared data included, the wasm VMs' linear memory not); VmHWM (peak);
 //! - throughput: wrk on key-auth and basic-auth, requests rotating over 1,000 consumers spread
 //!   over the population, median of `BENCH_RUNS` runs, as a ratio to the same case with 10
-//!   consumers in the same invocation.
+//!   consumers in the same invocation: that reference Envoy keeps serving, and its runs alternate
+//!   with each population's (key, reference key, basic, reference basic, …), so that the drift of
+//!   a shared machine cancels out of the ratio.
 //!
 //! Environment: `BENCH_STORE_CONSUMERS` (comma list, default `10,100000,1000000`; the first is
 //! the reference for the ratios), `BENCH_SECONDS` (default 5), `BENCH_RUNS` (default 3),
@@ -232,6 +235,8 @@ struct Row {
     heap2_kib: u64,
     key_rps: f64,
     basic_rps: f64,
+    /// The reference store's req/s in runs alternated with this row's (the ratio's baseline).
+    paired: Option<(f64, f64)>,
     /// Why the first generation was not served.
     failure: Option<String>,
 }
@@ -253,12 +258,29 @@ impl Row {
             heap2_kib: 0,
             key_rps: 0.0,
             basic_rps: 0.0,
+            paired: None,
             failure: Some(why),
         }
     }
 }
 
-fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> Row {
+/// The reference store's Envoy, kept serving so that every other population's runs alternate
+/// with runs against it (drift of a shared machine cancels out of the ratios).
+struct Live {
+    envoy: Envoy,
+    _source: DocumentServer,
+    key_script: std::path::PathBuf,
+    basic_script: std::path::PathBuf,
+}
+
+fn measure(
+    n: usize,
+    reference: Option<&Live>,
+    seconds: u64,
+    runs: usize,
+    connections: u32,
+    pin: bool,
+) -> (Row, Option<Live>) {
     eprintln!("== {n} consumers");
     let source = DocumentServer::start();
     let envoy = Envoy::start_json(&bootstrap(source.port), pin.then_some(ENVOY_CPU), Duration::from_secs(60))
@@ -273,7 +295,7 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
         Err(e) => {
             eprintln!("   generation 1 {e}");
             let (rss, hwm) = memory_kib(envoy.pid());
-            return Row::failed(n, doc_mb, base_kib, rss, hwm, e);
+            return (Row::failed(n, doc_mb, base_kib, rss, hwm, e), None);
         }
     };
     eprintln!("   generation 1 served {:?} after the document, {:?} after its fetch", first.0, first.1);
@@ -283,12 +305,26 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
     let key_script = script("/key", n, "apikey", key);
     let basic_script = script("/basic", n, "authorization", authorization);
     let (mut key_runs, mut basic_runs) = (Vec::new(), Vec::new());
-    wrk(envoy.port, &key_script, 1, connections, pin); // warm-up
+    let (mut ref_key_runs, mut ref_basic_runs) = (Vec::new(), Vec::new());
+    // warm-up: the first seconds after a load are slower (fresh pages, the allocator releasing)
+    wrk(envoy.port, &key_script, 3, connections, pin);
+    wrk(envoy.port, &basic_script, 3, connections, pin);
     for _ in 0..runs {
+        if let Some(r) = reference {
+            ref_key_runs.push(wrk(r.envoy.port, &r.key_script, seconds, connections, pin));
+        }
         key_runs.push(wrk(envoy.port, &key_script, seconds, connections, pin));
+        if let Some(r) = reference {
+            ref_basic_runs.push(wrk(r.envoy.port, &r.basic_script, seconds, connections, pin));
+        }
         basic_runs.push(wrk(envoy.port, &basic_script, seconds, connections, pin));
     }
     eprintln!("   key-auth {key_runs:?} req/s, basic-auth {basic_runs:?} req/s");
+    if reference.is_some() {
+        eprintln!(
+            "   alternated with the reference: key-auth {ref_key_runs:?} req/s, basic-auth {ref_basic_runs:?} req/s"
+        );
+    }
     let second = load(&envoy, &source, n, 2).unwrap_or_else(|e| panic!("generation 2 of {n}: {e}"));
     eprintln!("   generation 2 served {:?} after the document, {:?} after its fetch", second.0, second.1);
     std::thread::sleep(Duration::from_secs(2));
@@ -299,9 +335,7 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
         .lines()
         .find_map(|l| l.split("generation 1 loaded (").nth(1)?.split(')').next().map(str::to_string))
         .unwrap_or_default();
-    let _ = std::fs::remove_file(key_script);
-    let _ = std::fs::remove_file(basic_script);
-    Row {
+    let row = Row {
         n,
         doc_mb,
         records,
@@ -316,8 +350,15 @@ fn measure(n: usize, seconds: u64, runs: usize, connections: u32, pin: bool) -> 
         heap2_kib,
         key_rps: median(key_runs),
         basic_rps: median(basic_runs),
+        paired: reference.map(|_| (median(ref_key_runs), median(ref_basic_runs))),
         failure: None,
+    };
+    if reference.is_some() {
+        let _ = std::fs::remove_file(key_script);
+        let _ = std::fs::remove_file(basic_script);
+        return (row, None);
     }
+    (row, Some(Live { envoy, _source: source, key_script, basic_script }))
 }
 
 fn secs(d: Duration) -> String {
@@ -338,7 +379,20 @@ fn main() -> ExitCode {
     let runs = env_or("BENCH_RUNS", 3usize).max(1);
     let connections = env_or("BENCH_CONNECTIONS", 10u32).max(1);
     let pin = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2;
-    let rows: Vec<Row> = counts.iter().map(|&n| measure(n.max(2), seconds, runs, connections, pin)).collect();
+    let mut rows = Vec::new();
+    let mut live: Option<Live> = None;
+    for &n in &counts {
+        let (row, kept) = measure(n.max(2), live.as_ref(), seconds, runs, connections, pin);
+        rows.push(row);
+        if live.is_none() {
+            live = kept;
+        }
+    }
+    if let Some(l) = &live {
+        let _ = std::fs::remove_file(&l.key_script);
+        let _ = std::fs::remove_file(&l.basic_script);
+    }
+    drop(live);
     let reference = &rows[0];
 
     let mut out = String::new();
@@ -346,7 +400,8 @@ fn main() -> ExitCode {
         out,
         "Consumer store at scale: Envoy `--concurrency 1`{}, remote source polled every 1 s, {runs} run(s) of \
          {seconds} s per case, wrk -t1 -c{connections} rotating over {ROTATION} consumers; ratios to the \
-         {}-consumer store of the same invocation.\n",
+         {}-consumer store of the same invocation, kept serving and measured in runs alternated with each \
+         population's.\n",
         if pin { " pinned to CPU 0 (wrk on CPU 1)" } else { "" },
         reference.n
     );
@@ -388,9 +443,9 @@ fn main() -> ExitCode {
             per_consumer(r.heap2_kib, r.heap_base_kib, r.n),
             r.hwm_kib as f64 / 1024.0,
             r.key_rps,
-            r.key_rps / reference.key_rps,
+            r.key_rps / r.paired.map_or(reference.key_rps, |p| p.0),
             r.basic_rps,
-            r.basic_rps / reference.basic_rps,
+            r.basic_rps / r.paired.map_or(reference.basic_rps, |p| p.1),
         );
     }
     print!("{out}");
