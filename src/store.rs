@@ -1108,6 +1108,49 @@ mod tests {
     }
 
     #[test]
+    fn hmac_and_jwt_duplicates_are_refused_too() {
+        let refused = |json: &str| crate::config::parse_consumers_document(json.as_bytes()).err().unwrap().to_string();
+        assert_eq!(
+            refused(r#"{"consumers":[{"username":"a","hmacauth_credentials":[{"username":"h","secret":"s1"}]},{"username":"b","hmacauth_credentials":[{"username":"h","secret":"s2"}]}]}"#),
+            "consumers[1].hmacauth_credentials[0].username: duplicate username 'h' (also used by consumers[0])"
+        );
+        assert_eq!(
+            refused(r#"{"consumers":[{"username":"a","jwt_secrets":[{"key":"iss","secret":"s1"}]},{"username":"b","jwt_secrets":[{"key":"x","secret":"s"},{"key":"iss","secret":"s2"}]}]}"#),
+            "consumers[1].jwt_secrets[1].key: duplicate key 'iss' (also used by consumers[0])"
+        );
+    }
+
+    #[test]
+    fn corrupt_buckets_answer_not_found_never_panic() {
+        let mut host = Shared::default();
+        let idx = index(r#"[{"username":"a","keyauth_credentials":[{"key":"k1"}]}]"#);
+        write(&mut host, "s", &idx, "d1", None).unwrap();
+        let buckets: Vec<String> =
+            host.data.keys().filter(|k| k.starts_with("consumer-auth:store:s:1:")).cloned().collect();
+        let mut valid = Vec::new();
+        for k in &buckets {
+            valid.push(host.data[k].0.clone());
+        }
+        // every truncation of every bucket, and some garbage
+        for (k, v) in buckets.iter().zip(&valid) {
+            for cut in 0..v.len() {
+                host.data.insert(k.clone(), (v[..cut].to_vec(), 1));
+                let mut r = StoreReader::new("s");
+                let _ = r.key(&mut host, b"k1");
+                let _ = r.by_reference(&mut host, "a");
+            }
+            let mut garbage = v.clone();
+            for b in garbage.iter_mut().skip(9) {
+                *b = 0xff;
+            }
+            host.data.insert(k.clone(), (garbage, 1));
+            assert!(StoreReader::new("s").key(&mut host, b"k1").unwrap().is_none());
+        }
+        host.data.insert(gen_key("s"), (b"x y".to_vec(), 1));
+        assert_eq!(StoreReader::new("s").key(&mut host, b"k1").err(), Some(StoreError::NotLoaded));
+    }
+
+    #[test]
     fn nothing_written_is_not_loaded() {
         let mut host = Shared::default();
         assert_eq!(StoreReader::new("s").key(&mut host, b"k").err(), Some(StoreError::NotLoaded));
