@@ -1111,11 +1111,15 @@ mod tests {
     fn hmac_and_jwt_duplicates_are_refused_too() {
         let refused = |json: &str| crate::config::parse_consumers_document(json.as_bytes()).err().unwrap().to_string();
         assert_eq!(
-            refused(r#"{"consumers":[{"username":"a","hmacauth_credentials":[{"username":"h","secret":"s1"}]},{"username":"b","hmacauth_credentials":[{"username":"h","secret":"s2"}]}]}"#),
+            refused(
+                r#"{"consumers":[{"username":"a","hmacauth_credentials":[{"username":"h","secret":"s1"}]},{"username":"b","hmacauth_credentials":[{"username":"h","secret":"s2"}]}]}"#
+            ),
             "consumers[1].hmacauth_credentials[0].username: duplicate username 'h' (also used by consumers[0])"
         );
         assert_eq!(
-            refused(r#"{"consumers":[{"username":"a","jwt_secrets":[{"key":"iss","secret":"s1"}]},{"username":"b","jwt_secrets":[{"key":"x","secret":"s"},{"key":"iss","secret":"s2"}]}]}"#),
+            refused(
+                r#"{"consumers":[{"username":"a","jwt_secrets":[{"key":"iss","secret":"s1"}]},{"username":"b","jwt_secrets":[{"key":"x","secret":"s"},{"key":"iss","secret":"s2"}]}]}"#
+            ),
             "consumers[1].jwt_secrets[1].key: duplicate key 'iss' (also used by consumers[0])"
         );
     }
