@@ -301,9 +301,11 @@ impl Arena {
 }
 
 /// Collects the records of a consumer population as its consumers are validated one at a time,
-/// then groups them into buckets and checks uniqueness (equal lookups share a bucket). Each
-/// record is `[consumer index u32][credential index u16][flags u8][kind u8][lookup][value]` in
-/// the arena; only `[kind][lookup][value]` is stored.
+/// then groups them into buckets and checks uniqueness (equal lookups share a bucket). In the
+/// arena each consumer is encoded once (`[len][consumer]`), and each record is
+/// `[consumer index u32][credential index u16][flags u8][kind u8][lookup][consumer offset u32]
+/// [rest]`: its stored value is the consumer followed by `rest`, assembled only when a bucket is
+/// written (the population is held once in wasm memory, not once per record).
 pub struct Builder {
     at_path: String,
     arena: Arena,
@@ -312,13 +314,15 @@ pub struct Builder {
     stored: usize,
     scratch: Vec<u8>,
     record: Vec<u8>,
-    /// The current consumer, encoded once for all its records.
-    consumer: Vec<u8>,
+    /// The current consumer's offset in the arena.
+    consumer: u32,
 }
 
 const META_LEN: usize = 7;
 /// Flag: a key given as `key_hash` (names the field of a duplicate).
 const FROM_HASH: u8 = 1;
+/// A record whose value has no consumer (the check-only kinds).
+const NO_CONSUMER: u32 = u32::MAX;
 
 impl Builder {
     /// `at_path`: the JSON path of the consumers array, for refusals.
@@ -330,11 +334,26 @@ impl Builder {
             stored: 0,
             scratch: Vec::new(),
             record: Vec::new(),
-            consumer: Vec::new(),
+            consumer: NO_CONSUMER,
         }
     }
 
-    fn push(&mut self, ci: usize, sub: usize, flags: u8, kind: Kind, lookup: &[u8]) -> Result<(), ConfigError> {
+    fn out_of_memory(&self) -> ConfigError {
+        ConfigError::new(
+            self.at_path.clone(),
+            ErrorKind::Rule("too large: the consumers' records do not fit in the loader's memory"),
+        )
+    }
+
+    /// A record of the current consumer (`with_consumer`: its value starts with the consumer),
+    /// `self.scratch` being the rest of its value.
+    fn push(
+        &mut self,
+        (ci, sub, flags): (usize, usize, u8),
+        kind: Kind,
+        lookup: &[u8],
+        with_consumer: bool,
+    ) -> Result<(), ConfigError> {
         let r = &mut self.record;
         r.clear();
         r.extend_from_slice(&(ci as u32).to_le_bytes());
@@ -342,15 +361,10 @@ impl Builder {
         r.push(flags);
         r.push(kind as u8);
         put_bytes(r, lookup);
+        r.extend_from_slice(&if with_consumer { self.consumer } else { NO_CONSUMER }.to_le_bytes());
         put_bytes(r, &self.scratch);
-        let out_of_memory = || {
-            ConfigError::new(
-                self.at_path.clone(),
-                ErrorKind::Rule("too large: the consumers' records do not fit in the loader's memory"),
-            )
-        };
-        let offset = self.arena.append(&self.record).ok_or_else(out_of_memory)?;
-        self.index.try_reserve(1).map_err(|_| out_of_memory())?;
+        let offset = self.arena.append(&self.record).ok_or_else(|| self.out_of_memory())?;
+        self.index.try_reserve(1).map_err(|_| self.out_of_memory())?;
         self.index.push((lookup_hash(kind, lookup), offset));
         if kind.stored() {
             self.stored += 1;
@@ -361,32 +375,31 @@ impl Builder {
     /// Add consumer `ci` (its index in the document) and its credentials.
     pub fn add(&mut self, ci: usize, v: &ValidConsumer) -> Result<(), ConfigError> {
         let c = &*v.consumer;
-        self.consumer.clear();
-        put_consumer(&mut self.consumer, c);
         self.scratch.clear();
-        self.scratch.extend_from_slice(&self.consumer);
-        self.push(ci, 0, 0, Kind::ConsumerId, &id_lookup(&c.id))?;
+        put_consumer(&mut self.scratch, c);
+        self.record.clear();
+        put_bytes(&mut self.record, &self.scratch);
+        self.consumer = self.arena.append(&self.record).ok_or_else(|| self.out_of_memory())?;
+        self.scratch.clear();
+        self.push((ci, 0, 0), Kind::ConsumerId, &id_lookup(&c.id), true)?;
         if let Some(u) = &c.username {
-            self.push(ci, 0, 0, Kind::ConsumerName, u.as_bytes())?;
+            self.push((ci, 0, 0), Kind::ConsumerName, u.as_bytes(), true)?;
         }
-        self.scratch.clear();
         if let Some(cid) = &c.custom_id {
-            self.push(ci, 0, 0, Kind::CustomId, cid.as_bytes())?;
+            self.push((ci, 0, 0), Kind::CustomId, cid.as_bytes(), false)?;
         }
         for (ki, k) in v.keys.iter().enumerate() {
             self.scratch.clear();
             if k.explicit_id {
-                self.push(ci, ki, 0, Kind::KeyId, &id_lookup(&k.credential.id))?;
+                self.push((ci, ki, 0), Kind::KeyId, &id_lookup(&k.credential.id), false)?;
             }
-            self.scratch.extend_from_slice(&self.consumer);
             put_id(&mut self.scratch, &k.credential.id);
             put_varint(&mut self.scratch, k.credential.expires_at.map_or(0, |e| e.saturating_add(1)));
             let flags = if k.from_hash { FROM_HASH } else { 0 };
-            self.push(ci, ki, flags, Kind::Key, key_lookup(&k.digest))?;
+            self.push((ci, ki, flags), Kind::Key, key_lookup(&k.digest), true)?;
         }
         for (bi, b) in v.basic.iter().enumerate() {
             self.scratch.clear();
-            self.scratch.extend_from_slice(&self.consumer);
             match &b.verifier {
                 PasswordVerifier::Sha256(d) => {
                     self.scratch.push(0);
@@ -403,21 +416,19 @@ impl Builder {
                     put_bytes(&mut self.scratch, salt.as_bytes());
                 }
             }
-            self.push(ci, bi, 0, Kind::Basic, b.username.as_bytes())?;
+            self.push((ci, bi, 0), Kind::Basic, b.username.as_bytes(), true)?;
         }
         for (hi, h) in v.hmac.iter().enumerate() {
             self.scratch.clear();
-            self.scratch.extend_from_slice(&self.consumer);
             put_bytes(&mut self.scratch, h.secret());
-            self.push(ci, hi, 0, Kind::Hmac, h.username.as_bytes())?;
+            self.push((ci, hi, 0), Kind::Hmac, h.username.as_bytes(), true)?;
         }
         for (ji, j) in v.jwt.iter().enumerate() {
             self.scratch.clear();
-            self.scratch.extend_from_slice(&self.consumer);
             put_bytes(&mut self.scratch, j.algorithm.name().as_bytes());
             put_opt(&mut self.scratch, j.material.secret.as_deref().map(str::as_bytes));
             put_opt(&mut self.scratch, j.material.rsa_public_key.as_deref().map(str::as_bytes));
-            self.push(ci, ji, 0, Kind::Jwt, j.key.as_bytes())?;
+            self.push((ci, ji, 0), Kind::Jwt, j.key.as_bytes(), true)?;
         }
         Ok(())
     }
@@ -454,28 +465,32 @@ impl Builder {
     }
 }
 
-/// A record of the arena: (consumer index, credential index, flags, kind, lookup, stored part).
+/// A record of the arena: (consumer index, credential index, flags, kind, lookup); its stored
+/// value is `consumer` then `rest`.
 struct ArenaRecord<'a> {
     ci: u32,
     sub: u16,
     flags: u8,
     kind: Kind,
     lookup: &'a [u8],
-    stored: &'a [u8],
+    consumer: &'a [u8],
+    rest: &'a [u8],
 }
 
 fn arena_record(arena: &Arena, offset: u32) -> Option<ArenaRecord<'_>> {
-    let rest = arena.get(offset)?;
-    let ci = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
-    let sub = u16::from_le_bytes(rest.get(4..6)?.try_into().ok()?);
-    let flags = *rest.get(6)?;
-    let body = rest.get(META_LEN..)?;
-    let mut d = Dec(body);
+    let at = arena.get(offset)?;
+    let ci = u32::from_le_bytes(at.get(..4)?.try_into().ok()?);
+    let sub = u16::from_le_bytes(at.get(4..6)?.try_into().ok()?);
+    let flags = *at.get(6)?;
+    let mut d = Dec(at.get(META_LEN..)?);
     let kind = Kind::from_u8(d.u8()?)?;
     let lookup = d.bytes()?;
-    d.bytes()?;
-    let stored = body.get(..body.len() - d.0.len())?;
-    Some(ArenaRecord { ci, sub, flags, kind, lookup, stored })
+    let consumer = match u32::from_le_bytes(d.take(4)?.try_into().ok()?) {
+        NO_CONSUMER => &[][..],
+        c => Dec(arena.get(c)?).bytes()?,
+    };
+    let rest = d.bytes()?;
+    Some(ArenaRecord { ci, sub, flags, kind, lookup, consumer, rest })
 }
 
 /// Document order of a record's field, as the inline check meets them: consumer, then the
@@ -557,7 +572,11 @@ impl Population {
             while let Some((_, offset)) = records.next_if(|e| e.0 % self.buckets == bucket) {
                 if let Some(r) = arena_record(&self.arena, *offset) {
                     if r.kind.stored() {
-                        buf.extend_from_slice(r.stored);
+                        buf.push(r.kind as u8);
+                        put_bytes(&mut buf, r.lookup);
+                        put_varint(&mut buf, (r.consumer.len() + r.rest.len()) as u64);
+                        buf.extend_from_slice(r.consumer);
+                        buf.extend_from_slice(r.rest);
                     }
                 }
             }
