@@ -9,13 +9,6 @@ use serde_json::Value;
 const KEY_OK: &str = "alice-key";
 const BASIC_BOB: (&str, &str) = ("bob-basic", "bob-pw");
 
-#[derive(Clone, Copy, Debug)]
-enum Cred {
-    None,
-    Good,
-    Bad,
-}
-
 fn request(key: Cred, basic_cred: Cred) -> Request {
     let mut r = Request::get("/");
     match key {
@@ -31,44 +24,19 @@ fn request(key: Cred, basic_cred: Cred) -> Request {
     r
 }
 
-/// What a client and the upstream can observe of one exchange.
-fn observed(ex: &Exchange) -> (u16, String, Option<String>, [Option<String>; 6]) {
-    let body = if ex.upstream.is_some() { String::new() } else { ex.body_str() };
-    (ex.status(), body, ex.local_header("www-authenticate"), identity(ex))
-}
-
-/// Run `req` through the plugins in one instance and through one instance per plugin (in
-/// priority order), check both agree, and return the single-instance exchange.
-fn both_ways(plugins: &[Value], req: impl Fn() -> Request) -> Exchange {
-    let (mut h, single) = one(&doc(Value::Array(plugins.to_vec())));
-    let one_instance = checked(h.send(&[single], req().request_id(Some("r1"))));
-
-    let mut h = host();
-    let chain: Vec<FilterId> = plugins.iter().map(|p| h.configure(&doc(json!([p]))).unwrap()).collect();
-    let split = checked(h.send(&chain, req().request_id(Some("r1"))));
-    assert_eq!(observed(&one_instance), observed(&split), "one instance and a chain of instances disagree");
-    one_instance
-}
-
 fn key_auth(anonymous: Option<&str>) -> Value {
-    match anonymous {
-        Some(a) => json!({"name": "key-auth", "config": {"anonymous": a}}),
-        None => json!({"name": "key-auth"}),
-    }
+    plugin_entry("key-auth", anonymous)
 }
 
 fn basic_auth(anonymous: Option<&str>) -> Value {
-    match anonymous {
-        Some(a) => json!({"name": "basic-auth", "config": {"anonymous": a}}),
-        None => json!({"name": "basic-auth"}),
-    }
+    plugin_entry("basic-auth", anonymous)
 }
 
 #[test]
 fn or_skip_looks_at_the_credential_not_the_consumer() {
     // 1. key-auth falls back to anonymous; basic-auth still tries and replaces it completely
     let plugins = [key_auth(Some("anonymous_users")), basic_auth(Some("anonymous_users"))];
-    let ex = both_ways(&plugins, || request(Cred::None, Cred::Good));
+    let ex = both_ways(doc, &plugins, || request(Cred::None, Cred::Good));
     assert_upstream_as(&ex, "bob", Some("bob-basic"));
     assert_eq!(ex.upstream_header("x-anonymous-consumer"), None);
 }
@@ -80,7 +48,7 @@ fn or_with_several_valid_credentials_the_first_in_priority_wins() {
     let (mut h, f) = one(&doc(Value::Array(plugins.to_vec())));
     let ex = checked(h.send(&[f], request(Cred::Good, Cred::Good)));
     assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
-    let ex = both_ways(&[key_auth(Some("anonymous_users")), basic_auth(Some("anonymous_users"))], || {
+    let ex = both_ways(doc, &[key_auth(Some("anonymous_users")), basic_auth(Some("anonymous_users"))], || {
         request(Cred::Good, Cred::Good)
     });
     assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
@@ -89,7 +57,7 @@ fn or_with_several_valid_credentials_the_first_in_priority_wins() {
 #[test]
 fn and_with_all_valid_the_last_in_priority_sets_the_identity() {
     // 3.
-    let ex = both_ways(&[key_auth(None), basic_auth(None)], || request(Cred::Good, Cred::Good));
+    let ex = both_ways(doc, &[key_auth(None), basic_auth(None)], || request(Cred::Good, Cred::Good));
     assert_upstream_as(&ex, "bob", Some("bob-basic"));
 }
 
@@ -104,7 +72,7 @@ fn and_with_any_failure_the_first_failing_plugin_answers() {
         (Cred::Good, Cred::None, 401, "Unauthorized", "Basic realm=\"service\""),
         (Cred::Good, Cred::Bad, 401, "Unauthorized", "Basic realm=\"service\""),
     ] {
-        let ex = both_ways(&plugins, || request(key, basic_cred));
+        let ex = both_ways(doc, &plugins, || request(key, basic_cred));
         assert_refused(&ex, status, message);
         assert_eq!(ex.local_header("www-authenticate").as_deref(), Some(challenge), "{key:?} {basic_cred:?}");
     }
@@ -115,7 +83,7 @@ fn or_with_all_failing_goes_upstream_as_anonymous() {
     // 5.
     let plugins = [key_auth(Some("anonymous_users")), basic_auth(Some("anonymous_users"))];
     for (key, basic_cred) in [(Cred::None, Cred::None), (Cred::Bad, Cred::Bad), (Cred::None, Cred::Bad)] {
-        let ex = both_ways(&plugins, || request(key, basic_cred));
+        let ex = both_ways(doc, &plugins, || request(key, basic_cred));
         assert_upstream_as(&ex, "anonymous_users", None);
         assert_eq!(ex.upstream_header("x-consumer-id").as_deref(), Some(ANON_ID));
         assert_eq!(ex.local_header("www-authenticate"), None);
@@ -126,32 +94,32 @@ fn or_with_all_failing_goes_upstream_as_anonymous() {
         basic_auth(Some("anonymous_users")),
         json!({"name": "acl", "config": {"allow": ["admins"]}}),
     ];
-    assert_refused(&both_ways(&with_acl, || request(Cred::None, Cred::None)), 401, "Unauthorized");
+    assert_refused(&both_ways(doc, &with_acl, || request(Cred::None, Cred::None)), 401, "Unauthorized");
     let terminated = [
         key_auth(Some("anonymous_users")),
         basic_auth(Some("anonymous_users")),
         json!({"name": "request-termination", "consumer": "anonymous_users", "config": {"status_code": 401, "message": "Authentication required"}}),
     ];
-    let ex = both_ways(&terminated, || request(Cred::None, Cred::None));
+    let ex = both_ways(doc, &terminated, || request(Cred::None, Cred::None));
     assert_eq!(ex.status(), 401);
     assert_eq!(ex.body_str(), r#"{"message":"Authentication required"}"#);
-    assert_upstream_as(&both_ways(&terminated, || request(Cred::Good, Cred::None)), "alice", Some(ALICE_KEY_ID));
-    assert_upstream_as(&both_ways(&terminated, || request(Cred::None, Cred::Good)), "bob", Some("bob-basic"));
+    assert_upstream_as(&both_ways(doc, &terminated, || request(Cred::Good, Cred::None)), "alice", Some(ALICE_KEY_ID));
+    assert_upstream_as(&both_ways(doc, &terminated, || request(Cred::None, Cred::Good)), "bob", Some("bob-basic"));
 }
 
 #[test]
 fn mixed_and_plugins_are_mandatory_or_plugins_optional() {
     // 6. key-auth mandatory, basic-auth optional
     let plugins = [key_auth(None), basic_auth(Some("anonymous_users"))];
-    assert_upstream_as(&both_ways(&plugins, || request(Cred::Good, Cred::Good)), "alice", Some(ALICE_KEY_ID));
-    assert_upstream_as(&both_ways(&plugins, || request(Cred::Good, Cred::None)), "alice", Some(ALICE_KEY_ID));
-    assert_refused(&both_ways(&plugins, || request(Cred::None, Cred::Good)), 401, "No API key found in request");
+    assert_upstream_as(&both_ways(doc, &plugins, || request(Cred::Good, Cred::Good)), "alice", Some(ALICE_KEY_ID));
+    assert_upstream_as(&both_ways(doc, &plugins, || request(Cred::Good, Cred::None)), "alice", Some(ALICE_KEY_ID));
+    assert_refused(&both_ways(doc, &plugins, || request(Cred::None, Cred::Good)), 401, "No API key found in request");
     // key-auth optional, basic-auth mandatory
     let plugins = [key_auth(Some("anonymous_users")), basic_auth(None)];
-    assert_upstream_as(&both_ways(&plugins, || request(Cred::None, Cred::Good)), "bob", Some("bob-basic"));
+    assert_upstream_as(&both_ways(doc, &plugins, || request(Cred::None, Cred::Good)), "bob", Some("bob-basic"));
     // an AND plugin after a successful OR plugin still runs, and its identity wins
-    assert_upstream_as(&both_ways(&plugins, || request(Cred::Good, Cred::Good)), "bob", Some("bob-basic"));
-    let ex = both_ways(&plugins, || request(Cred::Good, Cred::None));
+    assert_upstream_as(&both_ways(doc, &plugins, || request(Cred::Good, Cred::Good)), "bob", Some("bob-basic"));
+    let ex = both_ways(doc, &plugins, || request(Cred::Good, Cred::None));
     assert_refused(&ex, 401, "Unauthorized");
     assert_eq!(ex.local_header("www-authenticate").as_deref(), Some("Basic realm=\"service\""));
 }
@@ -160,10 +128,10 @@ fn mixed_and_plugins_are_mandatory_or_plugins_optional() {
 fn different_anonymous_values_the_last_fallback_decides() {
     // 7.
     let plugins = [key_auth(Some("anonymous_users")), basic_auth(Some("other_anonymous"))];
-    let ex = both_ways(&plugins, || request(Cred::None, Cred::None));
+    let ex = both_ways(doc, &plugins, || request(Cred::None, Cred::None));
     assert_upstream_as(&ex, "other_anonymous", None);
     // basic-auth succeeds: no fallback of its own, its identity wins
-    assert_upstream_as(&both_ways(&plugins, || request(Cred::Bad, Cred::Good)), "bob", Some("bob-basic"));
+    assert_upstream_as(&both_ways(doc, &plugins, || request(Cred::Bad, Cred::Good)), "bob", Some("bob-basic"));
 }
 
 #[test]

@@ -621,13 +621,6 @@ fn secrets_and_signatures_are_never_logged() {
 // ---------------------------------------------------------------------------------------------
 // AND / OR with key-auth (key-auth 1250 runs before hmac-auth 1030).
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Cred {
-    None,
-    Good,
-    Bad,
-}
-
 /// key-auth: alice's key; hmac: bob's credential.
 fn mixed(key: Cred, hmac: Cred) -> Request {
     let date = http_date(NOW);
@@ -646,29 +639,9 @@ fn mixed(key: Cred, hmac: Cred) -> Request {
     r
 }
 
-fn plugin(name: &str, anonymous: Option<&str>) -> Value {
-    match anonymous {
-        Some(a) => json!({"name": name, "config": {"anonymous": a}}),
-        None => json!({"name": name}),
-    }
-}
-
-/// One instance with both plugins and a chain of one instance per plugin (listed in priority
-/// order) must agree.
-fn both_ways(plugins: &[Value], req: Request) -> Exchange {
-    let mut h = host();
-    let single = h.configure(&hdoc(Value::Array(plugins.to_vec()))).unwrap();
-    let one = checked(h.send(&[single], req.clone().request_id(Some("r"))));
-    let mut h = host();
-    let chain: Vec<FilterId> = plugins.iter().map(|p| h.configure(&hdoc(json!([p]))).unwrap()).collect();
-    let split = checked(h.send(&chain, req.request_id(Some("r"))));
-    assert_eq!((one.status(), one.body_str(), identity(&one)), (split.status(), split.body_str(), identity(&split)));
-    one
-}
-
 #[test]
 fn and_table_with_key_auth() {
-    let plugins = [plugin("key-auth", None), plugin("hmac-auth", None)];
+    let plugins = [plugin_entry("key-auth", None), plugin_entry("hmac-auth", None)];
     // (key, hmac) -> expected: Ok(username, credential) or Err(message, challenge)
     type Expected<'a> = Result<(&'a str, &'a str), (&'a str, &'a str)>;
     let table: Vec<(Cred, Cred, Expected)> = vec![
@@ -681,7 +654,7 @@ fn and_table_with_key_auth() {
         (Cred::Bad, Cred::Bad, Err(("Unauthorized", "Key"))),
     ];
     for (key, hmac, expected) in table {
-        let ex = both_ways(&plugins, mixed(key, hmac));
+        let ex = both_ways(hdoc, &plugins, || mixed(key, hmac));
         match expected {
             Ok((user, cred)) => assert_upstream_as(&ex, user, Some(cred)),
             Err((msg, challenge)) => {
@@ -694,7 +667,8 @@ fn and_table_with_key_auth() {
 
 #[test]
 fn or_table_with_key_auth() {
-    let plugins = [plugin("key-auth", Some("anonymous_users")), plugin("hmac-auth", Some("anonymous_users"))];
+    let plugins =
+        [plugin_entry("key-auth", Some("anonymous_users")), plugin_entry("hmac-auth", Some("anonymous_users"))];
     type Winner<'a> = (&'a str, Option<&'a str>);
     let table: Vec<(Cred, Cred, Winner)> = vec![
         (Cred::Good, Cred::Good, ("alice", Some(ALICE_KEY_ID))), // the first in priority wins
@@ -706,7 +680,7 @@ fn or_table_with_key_auth() {
         (Cred::Bad, Cred::Bad, ("anonymous_users", None)),
     ];
     for (key, hmac, (user, cred)) in table {
-        let ex = both_ways(&plugins, mixed(key, hmac));
+        let ex = both_ways(hdoc, &plugins, || mixed(key, hmac));
         assert_upstream_as(&ex, user, cred);
         assert_eq!(ex.local_header("www-authenticate"), None);
     }
@@ -716,13 +690,13 @@ fn or_table_with_key_auth() {
 fn mixed_and_or_with_key_auth() {
     // key-auth optional, hmac-auth mandatory: an AND plugin after a successful OR plugin still
     // runs and its identity wins
-    let plugins = [plugin("key-auth", Some("anonymous_users")), plugin("hmac-auth", None)];
-    assert_upstream_as(&both_ways(&plugins, mixed(Cred::Good, Cred::Good)), "bob", Some("bob-hmac"));
-    assert_upstream_as(&both_ways(&plugins, mixed(Cred::None, Cred::Good)), "bob", Some("bob-hmac"));
-    refused_with(&both_ways(&plugins, mixed(Cred::Good, Cred::None)), "Unauthorized");
+    let plugins = [plugin_entry("key-auth", Some("anonymous_users")), plugin_entry("hmac-auth", None)];
+    assert_upstream_as(&both_ways(hdoc, &plugins, || mixed(Cred::Good, Cred::Good)), "bob", Some("bob-hmac"));
+    assert_upstream_as(&both_ways(hdoc, &plugins, || mixed(Cred::None, Cred::Good)), "bob", Some("bob-hmac"));
+    refused_with(&both_ways(hdoc, &plugins, || mixed(Cred::Good, Cred::None)), "Unauthorized");
     // key-auth mandatory, hmac-auth optional: skips after key-auth established a credential
-    let plugins = [plugin("key-auth", None), plugin("hmac-auth", Some("anonymous_users"))];
-    assert_upstream_as(&both_ways(&plugins, mixed(Cred::Good, Cred::Bad)), "alice", Some(ALICE_KEY_ID));
-    assert_upstream_as(&both_ways(&plugins, mixed(Cred::Good, Cred::Good)), "alice", Some(ALICE_KEY_ID));
-    assert_refused(&both_ways(&plugins, mixed(Cred::None, Cred::Good)), 401, "No API key found in request");
+    let plugins = [plugin_entry("key-auth", None), plugin_entry("hmac-auth", Some("anonymous_users"))];
+    assert_upstream_as(&both_ways(hdoc, &plugins, || mixed(Cred::Good, Cred::Bad)), "alice", Some(ALICE_KEY_ID));
+    assert_upstream_as(&both_ways(hdoc, &plugins, || mixed(Cred::Good, Cred::Good)), "alice", Some(ALICE_KEY_ID));
+    assert_refused(&both_ways(hdoc, &plugins, || mixed(Cred::None, Cred::Good)), 401, "No API key found in request");
 }

@@ -622,13 +622,6 @@ fn tokens_and_secrets_are_never_logged() {
 // ---------------------------------------------------------------------------------------------
 // AND / OR with key-auth (jwt 1450 runs before key-auth 1250).
 
-#[derive(Clone, Copy, Debug)]
-enum Cred {
-    None,
-    Good,
-    Bad,
-}
-
 /// jwt: bob's token; key-auth: alice's key.
 fn mixed(j: Cred, key: Cred) -> Request {
     let mut r = Request::get("/");
@@ -646,31 +639,9 @@ fn mixed(j: Cred, key: Cred) -> Request {
     r
 }
 
-fn plugin(name: &str, anonymous: Option<&str>) -> Value {
-    match anonymous {
-        Some(a) => json!({"name": name, "config": {"anonymous": a}}),
-        None => json!({"name": name}),
-    }
-}
-
-/// One instance and a chain of one instance per plugin (priority order) must agree.
-fn both_ways(plugins: &[Value], req: Request) -> Exchange {
-    let mut h = host();
-    let single = h.configure(&jdoc(Value::Array(plugins.to_vec()))).unwrap();
-    let one = checked(h.send(&[single], req.clone().request_id(Some("r"))));
-    let mut h = host();
-    let chain: Vec<FilterId> = plugins.iter().map(|p| h.configure(&jdoc(json!([p]))).unwrap()).collect();
-    let split = checked(h.send(&chain, req.request_id(Some("r"))));
-    assert_eq!(
-        (one.status(), one.body_str(), one.local_header("www-authenticate"), identity(&one)),
-        (split.status(), split.body_str(), split.local_header("www-authenticate"), identity(&split))
-    );
-    one
-}
-
 #[test]
 fn and_table_with_key_auth() {
-    let plugins = [plugin("jwt", None), plugin("key-auth", None)];
+    let plugins = [plugin_entry("jwt", None), plugin_entry("key-auth", None)];
     let kong_error = |m: &str| json!({"message": m, "request_id": "r"}).to_string();
     type Expected<'a> = Result<(&'a str, &'a str), (String, &'a str)>;
     let table: Vec<(Cred, Cred, Expected)> = vec![
@@ -684,7 +655,7 @@ fn and_table_with_key_auth() {
         (Cred::Bad, Cred::Bad, Err((msg("Invalid signature"), r#"Bearer error="invalid_token""#))),
     ];
     for (j, key, expected) in table {
-        let ex = both_ways(&plugins, mixed(j, key));
+        let ex = both_ways(jdoc, &plugins, || mixed(j, key));
         match expected {
             Ok((user, cred)) => assert_upstream_as(&ex, user, Some(cred)),
             Err((body, challenge)) => {
@@ -698,7 +669,7 @@ fn and_table_with_key_auth() {
 
 #[test]
 fn or_table_with_key_auth() {
-    let plugins = [plugin("jwt", Some("anonymous_users")), plugin("key-auth", Some("anonymous_users"))];
+    let plugins = [plugin_entry("jwt", Some("anonymous_users")), plugin_entry("key-auth", Some("anonymous_users"))];
     type Winner<'a> = (&'a str, Option<&'a str>);
     let table: Vec<(Cred, Cred, Winner)> = vec![
         // all valid: the first in priority (jwt) wins
@@ -711,7 +682,7 @@ fn or_table_with_key_auth() {
         (Cred::Bad, Cred::Bad, ("anonymous_users", None)),
     ];
     for (j, key, (user, cred)) in table {
-        let ex = both_ways(&plugins, mixed(j, key));
+        let ex = both_ways(jdoc, &plugins, || mixed(j, key));
         assert_upstream_as(&ex, user, cred);
         assert_eq!(ex.local_header("www-authenticate"), None);
     }
@@ -720,11 +691,11 @@ fn or_table_with_key_auth() {
 #[test]
 fn mixed_and_or_with_key_auth() {
     // jwt optional, key-auth mandatory: key-auth runs after a successful jwt and its identity wins
-    let plugins = [plugin("jwt", Some("anonymous_users")), plugin("key-auth", None)];
-    assert_upstream_as(&both_ways(&plugins, mixed(Cred::Good, Cred::Good)), "alice", Some(ALICE_KEY_ID));
-    assert_refused(&both_ways(&plugins, mixed(Cred::Good, Cred::None)), 401, "No API key found in request");
+    let plugins = [plugin_entry("jwt", Some("anonymous_users")), plugin_entry("key-auth", None)];
+    assert_upstream_as(&both_ways(jdoc, &plugins, || mixed(Cred::Good, Cred::Good)), "alice", Some(ALICE_KEY_ID));
+    assert_refused(&both_ways(jdoc, &plugins, || mixed(Cred::Good, Cred::None)), 401, "No API key found in request");
     // jwt mandatory, key-auth optional: key-auth skips after jwt established a credential
-    let plugins = [plugin("jwt", None), plugin("key-auth", Some("anonymous_users"))];
-    assert_upstream_as(&both_ways(&plugins, mixed(Cred::Good, Cred::Bad)), "bob", Some("bob-issuer"));
-    assert_eq!(both_ways(&plugins, mixed(Cred::None, Cred::Good)).body_str(), msg("Unauthorized"));
+    let plugins = [plugin_entry("jwt", None), plugin_entry("key-auth", Some("anonymous_users"))];
+    assert_upstream_as(&both_ways(jdoc, &plugins, || mixed(Cred::Good, Cred::Bad)), "bob", Some("bob-issuer"));
+    assert_eq!(both_ways(jdoc, &plugins, || mixed(Cred::None, Cred::Good)).body_str(), msg("Unauthorized"));
 }

@@ -140,3 +140,39 @@ pub fn refusal(config: &str) -> String {
     assert_eq!(lines.len(), 1, "exactly one refusal line: {:?}", err.logs);
     lines[0].message.trim_start_matches("consumer-auth: configuration refused: ").to_string()
 }
+
+/// The credential a test request carries for one plugin of an AND/OR table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cred {
+    None,
+    Good,
+    Bad,
+}
+
+/// A plugin entry, with `anonymous` when given.
+pub fn plugin_entry(name: &str, anonymous: Option<&str>) -> Value {
+    match anonymous {
+        Some(a) => json!({"name": name, "config": {"anonymous": a}}),
+        None => json!({"name": name}),
+    }
+}
+
+/// What a client and the upstream can observe of one exchange.
+pub fn observed(ex: &Exchange) -> (u16, String, Option<String>, [Option<String>; 6]) {
+    let body = if ex.upstream.is_some() { String::new() } else { ex.body_str() };
+    (ex.status(), body, ex.local_header("www-authenticate"), identity(ex))
+}
+
+/// Run `req` through `plugins` in one filter instance configured with `doc(plugins)` and through
+/// a chain of one instance per plugin (in priority order), check both agree, and return the
+/// single-instance exchange (request id `r`).
+pub fn both_ways(doc: impl Fn(Value) -> String, plugins: &[Value], req: impl Fn() -> Request) -> Exchange {
+    let mut h = host();
+    let single = h.configure(&doc(Value::Array(plugins.to_vec()))).unwrap();
+    let one_instance = checked(h.send(&[single], req().request_id(Some("r"))));
+    let mut h = host();
+    let chain: Vec<FilterId> = plugins.iter().map(|p| h.configure(&doc(json!([p]))).unwrap()).collect();
+    let split = checked(h.send(&chain, req().request_id(Some("r"))));
+    assert_eq!(observed(&one_instance), observed(&split), "one instance and a chain of instances disagree");
+    one_instance
+}
