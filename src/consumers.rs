@@ -187,27 +187,6 @@ impl ConsumerIndex {
         std::str::from_utf8(username).ok().and_then(|u| self.basic.get(u)).cloned()
     }
 
-    /// Everything in the index, for writing it to a shared consumer store.
-    pub fn consumers(&self) -> impl Iterator<Item = &Rc<Consumer>> {
-        self.by_id.values()
-    }
-
-    pub fn key_credentials(&self) -> impl Iterator<Item = (&[u8; 32], &Rc<KeyCredential>)> {
-        self.keys.iter()
-    }
-
-    pub fn basic_credentials(&self) -> impl Iterator<Item = &Rc<BasicCredential>> {
-        self.basic.values()
-    }
-
-    pub fn hmac_credentials(&self) -> impl Iterator<Item = &Rc<HmacCredential>> {
-        self.hmac.values()
-    }
-
-    pub fn jwt_credentials(&self) -> impl Iterator<Item = &Rc<JwtCredential>> {
-        self.jwt.values()
-    }
-
     pub fn len(&self) -> usize {
         self.by_id.len()
     }

@@ -10,7 +10,7 @@
 //!   with compare-and-swap so that one writer per content fills the store (once per proxy, not
 //!   once per worker).
 //! - `<N % 2>:<i>` — bucket `i` of generation `N` (`0 ≤ i < B`): a version byte, `N`, then the
-//!   records whose lookup hashes to `i`, ~32 per bucket. A record is `kind`, lookup, value (binary,
+//!   records whose lookup hashes to `i`, 4–8 per bucket. A record is `kind`, lookup, value (binary,
 //!   length-prefixed). Lookups: the first 16 bytes of the SHA-256 of an API key (never the key),
 //!   a basic/hmac username, a jwt key, a consumer id (16 bytes for a canonical lower-case UUID),
 //!   a consumer username.
@@ -815,11 +815,6 @@ fn live_generation(host: &mut dyn Host, store: &str) -> Option<(u64, u32)> {
     }
 }
 
-/// The generation readers use, if any.
-pub fn current_generation(host: &mut dyn Host, store: &str) -> Option<u64> {
-    live_generation(host, store).map(|(g, _)| g)
-}
-
 pub fn read_meta(host: &mut dyn Host, store: &str) -> Result<(Meta, u32), WriteError> {
     match host.shared_get(&meta_key(store)) {
         Ok(Some((v, cas))) => Ok((serde_json::from_slice(&v).unwrap_or_default(), cas)),
@@ -1060,7 +1055,7 @@ mod tests {
                 .verify(format!("p{i}").as_bytes()));
             assert!(r.by_reference(&mut host, &format!("u{i}")).unwrap().is_some());
         }
-        // one shared-data entry per ~32 records, not one per record
+        // one shared-data entry per 4–8 records, not one per record
         let buckets = host.data.keys().filter(|k| k.starts_with("consumer-auth:store:s:1:")).count();
         assert_eq!(buckets, 12_000usize.div_ceil(RECORDS_PER_BUCKET).next_power_of_two());
         // a smaller generation: generation 1's buckets are emptied, none of its keys remain
