@@ -131,10 +131,14 @@ pub fn assert_refused(ex: &Exchange, status: u16, msg: &str) {
 /// (without its `consumer-auth: configuration refused: ` prefix).
 pub fn refusal(config: &str) -> String {
     let mut h = host();
-    let err = match h.configure(config) {
+    match h.configure(config) {
         Ok(_) => panic!("configuration accepted: {config}"),
-        Err(e) => e,
-    };
+        Err(e) => refusal_line(&e),
+    }
+}
+
+/// The reason of a refused configuration: its one `configuration refused:` log line.
+pub fn refusal_line(err: &proxy_wasm_harness::ConfigureError) -> String {
     let lines: Vec<_> =
         err.logs.iter().filter(|l| l.message.starts_with("consumer-auth: configuration refused: ")).collect();
     assert_eq!(lines.len(), 1, "exactly one refusal line: {:?}", err.logs);
