@@ -25,8 +25,9 @@ const SPOOFABLE_EXACT: [&str; 4] =
     [CREDENTIAL_IDENTIFIER, ANONYMOUS_CONSUMER, "x-authenticated-groups", "x-credential-username"];
 
 pub fn is_spoofable(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.starts_with("x-consumer-") || SPOOFABLE_EXACT.contains(&lower.as_str())
+    const PREFIX: &str = "x-consumer-";
+    name.get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+        || SPOOFABLE_EXACT.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
 /// The property several instances of the filter use to hand the identity on (a single path

@@ -243,8 +243,16 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
     // The first instance to see the request owns the identity headers and strips what the client
     // sent; a later one only updates what the earlier instances wrote.
     let strip_spoofed = incoming.is_none();
+    // ... before any plugin runs: none of them sees the client's identity headers
+    let client_view;
+    let view = if strip_spoofed {
+        client_view = req.without_identity_headers();
+        &client_view
+    } else {
+        req
+    };
     let mut ctx = Ctx {
-        req,
+        req: view,
         consumers: match &config.consumers {
             ConsumerSource::Inline(index) => Consumers::Inline(index),
             ConsumerSource::Store(name) => Consumers::Store(StoreReader::new(name)),

@@ -45,16 +45,26 @@ pub struct Request<'a> {
     headers: &'a [Header],
     pub body: Body<'a>,
     query: OnceCell<Vec<Arg<'a>>>,
+    /// Identity headers (`identity::is_spoofable`) read as absent: the client's are stripped
+    /// before any plugin runs (AUTH_SPEC §2).
+    hide_identity_headers: bool,
 }
 
 impl<'a> Request<'a> {
     pub fn new(method: &'a str, path: &'a str, headers: &'a [Header], body: Body<'a>) -> Self {
-        Request { method, path, headers, body, query: OnceCell::new() }
+        Request { method, path, headers, body, query: OnceCell::new(), hide_identity_headers: false }
+    }
+
+    /// The same request as plugins must see it when the identity headers in it came from the
+    /// client: without them. [`Request::headers`] still lists everything (to strip it upstream).
+    pub fn without_identity_headers(&self) -> Request<'a> {
+        Request { hide_identity_headers: true, ..Request::new(self.method, self.path, self.headers, self.body) }
     }
 
     /// Header names are compared case-insensitively.
     pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+        let hidden = self.hide_identity_headers && crate::identity::is_spoofable(name);
+        self.headers.iter().filter(move |(n, _)| !hidden && n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     pub fn first_header(&self, name: &str) -> Option<&'a [u8]> {

@@ -137,3 +137,36 @@ fn spoofed_headers_in_a_chain_of_instances() {
     let ex = checked(h.send(&[first, second], spoofed(Request::get("/").header("apikey", "alice-key"))));
     assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
 }
+
+/// The client's identity headers are gone before any plugin runs (AUTH_SPEC §2), not only on the
+/// way upstream: a request-termination triggered by such a header does not fire on a forged one,
+/// and an hmac signature over one finds it missing. In a chain, a later instance sees what the
+/// earlier one wrote.
+#[test]
+fn plugins_never_see_the_clients_identity_headers() {
+    let terminate_on = |header: &str| {
+        json!([
+            {"name": "key-auth", "config": {"anonymous": "anonymous_users"}},
+            {"name": "request-termination", "config": {"trigger": header, "status_code": 418}}
+        ])
+    };
+    for header in ["x-consumer-username", "X-Consumer-Whatever", "x-anonymous-consumer", "x-credential-identifier"] {
+        let ex = send(terminate_on(header), Request::get("/").header(header, "forged"));
+        assert_eq!(ex.status(), 200, "{header}: a forged header triggered a plugin");
+        assert_upstream_as(&ex, "anonymous_users", None);
+        assert_no_forged_value(&ex);
+    }
+    // an ordinary trigger header still works
+    assert_eq!(send(terminate_on("x-stop"), Request::get("/").header("x-stop", "1")).status(), 418);
+
+    // a later instance in the chain sees the identity the first one established
+    let mut h = host();
+    let first = h.configure(&doc(json!([{"name": "key-auth", "config": {"anonymous": "anonymous_users"}}]))).unwrap();
+    let second = h
+        .configure(&doc(json!([{"name": "request-termination", "config": {"trigger": "x-anonymous-consumer"}}])))
+        .unwrap();
+    let ex = checked(h.send(&[first, second], Request::get("/")));
+    assert_eq!(ex.status(), 503, "the anonymous consumer's header, written by the first instance");
+    let ex = checked(h.send(&[first, second], Request::get("/").header("apikey", "alice-key")));
+    assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+}
