@@ -41,17 +41,25 @@ pub struct Identity {
     /// The credential identifier; `Some` means a credential was established (the OR skip looks
     /// at this, not at the consumer).
     pub credential: Option<String>,
+    /// The plugin that established the credential: identifiers are unique per plugin only (a
+    /// basic-auth and an hmac-auth username may be equal), and rate-limiting counts per credential.
+    pub credential_plugin: Option<String>,
     /// `X-Consumer-Groups` as set by acl.
     pub groups_header: Option<String>,
 }
 
 impl Identity {
-    pub fn authenticated(consumer: Rc<Consumer>, credential: String) -> Self {
-        Identity { consumer: Some(consumer), credential: Some(credential), groups_header: None }
+    pub fn authenticated(consumer: Rc<Consumer>, credential: String, plugin: &str) -> Self {
+        Identity {
+            consumer: Some(consumer),
+            credential: Some(credential),
+            credential_plugin: Some(plugin.to_string()),
+            groups_header: None,
+        }
     }
 
     pub fn anonymous(consumer: Rc<Consumer>) -> Self {
-        Identity { consumer: Some(consumer), credential: None, groups_header: None }
+        Identity { consumer: Some(consumer), ..Identity::default() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,6 +87,7 @@ impl Identity {
             custom_id: self.consumer.as_ref().and_then(|c| c.custom_id.clone()),
             groups: self.consumer.as_ref().map(|c| c.groups.clone()).unwrap_or_default(),
             credential: self.credential.clone(),
+            credential_plugin: self.credential_plugin.clone(),
             groups_header: self.groups_header.clone(),
         };
         serde_json::to_vec(&wire).unwrap_or_default()
@@ -90,7 +99,12 @@ impl Identity {
         let consumer = wire.id.map(|id| {
             Rc::new(Consumer { id, username: wire.username, custom_id: wire.custom_id, groups: wire.groups })
         });
-        Some(Identity { consumer, credential: wire.credential, groups_header: wire.groups_header })
+        Some(Identity {
+            consumer,
+            credential: wire.credential,
+            credential_plugin: wire.credential_plugin,
+            groups_header: wire.groups_header,
+        })
     }
 }
 
@@ -102,6 +116,7 @@ struct Wire {
     custom_id: Option<String>,
     groups: Vec<String>,
     credential: Option<String>,
+    credential_plugin: Option<String>,
     groups_header: Option<String>,
 }
 
@@ -164,7 +179,7 @@ mod tests {
 
     #[test]
     fn handoff_round_trips() {
-        let mut i = Identity::authenticated(alice(), "cred".into());
+        let mut i = Identity::authenticated(alice(), "cred".into(), "key-auth");
         i.groups_header = Some("g1".into());
         assert_eq!(Identity::decode(&i.encode()).unwrap(), i);
         assert_eq!(Identity::decode(b"garbage"), None);
@@ -180,7 +195,7 @@ mod tests {
             ("accept".into(), b"*/*".to_vec()),
         ];
         let mut ops = Vec::new();
-        header_ops(&Identity::authenticated(alice(), "cred".into()), &headers, true, &mut ops);
+        header_ops(&Identity::authenticated(alice(), "cred".into(), "key-auth"), &headers, true, &mut ops);
         assert!(ops.contains(&HeaderOp::Remove("x-consumer-whatever".into())));
         assert!(ops.contains(&HeaderOp::Remove("x-authenticated-groups".into())));
         assert!(ops.contains(&HeaderOp::Remove("x-anonymous-consumer".into())));

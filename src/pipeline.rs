@@ -276,6 +276,13 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
             Ok(()) => {}
             Err(Halt::NeedBody) => return Outcome::NeedBody,
             Err(Halt::Reject(mut rejection)) => {
+                // Headers an earlier plugin added to the response (rate-limiting's) are on every
+                // response, a later plugin's refusal included, as in Kong.
+                for (name, value) in std::mem::take(&mut ctx.edits.response_headers) {
+                    if !rejection.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                        rejection.headers.push((name, value));
+                    }
+                }
                 rejection.plugin = entry.name();
                 rejection.consumer =
                     ctx.identity.consumer.as_ref().map(|c| c.username.clone().unwrap_or_else(|| c.id.clone()));
@@ -318,7 +325,7 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
     }
     match plugin.authenticate(ctx) {
         Ok(auth) => {
-            ctx.identity = Identity::authenticated(auth.consumer, auth.credential);
+            ctx.identity = Identity::authenticated(auth.consumer, auth.credential, plugin.name());
             ctx.verdict = Verdict::Authenticated(plugin.name());
             Ok(())
         }

@@ -177,14 +177,62 @@ fn counters_are_kept_per_plugin_entry() {
 fn rate_limiting_runs_after_acl_and_before_termination() {
     let plugins = json!([
         {"name": "request-termination", "consumer": "anonymous_users", "config": {"status_code": 401}},
-        {"name": "rate-limiting", "consumer": "anonymous_users", "config": {"minute": 1}},
+        {"name": "rate-limiting", "config": {"minute": 2}},
+        {"name": "acl", "config": {"deny": ["admins"]}},
         {"name": "key-auth", "config": {"anonymous": "anonymous_users"}}
     ]);
     let (mut h, f) = one(&doc(plugins));
-    // the first anonymous request passes the limit, then is terminated: 401
-    assert_eq!(checked(h.send(&[f], Request::get("/"))).status(), 401);
-    // the second is over the limit: rate-limiting (910) answers before request-termination (2)
-    assert_eq!(checked(h.send(&[f], Request::get("/"))).status(), 429);
+    // the first anonymous request passes the limit, then is terminated: 401, with the
+    // rate-limit headers (they are on every response rate-limiting handled, as in Kong)
+    let ex = checked(h.send(&[f], Request::get("/")));
+    assert_eq!(ex.status(), 401);
+    assert_eq!(ex.local_header("x-ratelimit-remaining-minute").as_deref(), Some("1"));
+    assert_eq!(ex.local_header("ratelimit-limit").as_deref(), Some("2"));
+    assert_eq!(ex.local_header("retry-after"), None);
+    checked(h.send(&[f], Request::get("/")));
+    // the third is over the limit: rate-limiting (910) answers before request-termination (2)
+    let ex = checked(h.send(&[f], Request::get("/")));
+    assert_eq!(ex.status(), 429);
+    assert_eq!(ex.local_header("x-ratelimit-remaining-minute").as_deref(), Some("0"));
+    // acl (950) refuses alice before rate-limiting counts her: no rate-limit headers, and her
+    // refusals use none of her limit
+    for _ in 0..3 {
+        let ex = checked(h.send(&[f], as_alice()));
+        assert_eq!(ex.status(), 403);
+        assert_eq!(ex.local_header("x-ratelimit-remaining-minute"), None);
+    }
+}
+
+/// limit_by credential counts per credential, and credentials of different plugins may share an
+/// identifier (here a basic-auth username and a jwt key are both "shared"): counted apart.
+#[test]
+fn limit_by_credential_tells_plugins_apart() {
+    use base64::Engine;
+    let mut c = consumers();
+    c[0]["basicauth_credentials"] = json!([{"username": "shared", "password": "alice-pw"}]);
+    c[1]["jwt_secrets"] = json!([{"key": "shared", "secret": "bob-jwt-secret"}]);
+    let plugins = json!([
+        {"name": "basic-auth", "config": {"anonymous": "anonymous_users"}},
+        {"name": "jwt", "config": {"anonymous": "anonymous_users"}},
+        {"name": "rate-limiting", "config": {"minute": 1, "limit_by": "credential"}}
+    ]);
+    let (mut h, f) = one(&json!({"consumers": c, "plugins": plugins}).to_string());
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let (head, claims) = (b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(br#"{"iss":"shared"}"#));
+    let signature = {
+        use hmac::Mac;
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"bob-jwt-secret").unwrap();
+        m.update(format!("{head}.{claims}").as_bytes());
+        b64(&m.finalize().into_bytes())
+    };
+    let as_bob = || Request::get("/").header("authorization", &format!("Bearer {head}.{claims}.{signature}"));
+    let as_alice = || Request::get("/").header("authorization", &basic("shared", "alice-pw"));
+    let ex = checked(h.send(&[f], as_alice()));
+    assert_upstream_as(&ex, "alice", Some("shared"));
+    let ex = checked(h.send(&[f], as_bob()));
+    assert_upstream_as(&ex, "bob", Some("shared"));
+    assert_eq!(checked(h.send(&[f], as_alice())).status(), 429);
+    assert_eq!(checked(h.send(&[f], as_bob())).status(), 429);
 }
 
 #[test]

@@ -198,16 +198,17 @@ impl RateLimiting {
         })
     }
 
-    /// Kong's `get_identifier`: consumer (or credential) id, else the client address.
+    /// Kong's `get_identifier`: consumer (or credential) id, else the client address. A
+    /// credential is its plugin and identifier (Kong: the credential's id).
     fn identifier(&self, ctx: &mut Ctx<'_, '_>) -> String {
+        let identity = &ctx.identity;
+        let credential = || {
+            let plugin = identity.credential_plugin.as_deref().unwrap_or_default();
+            identity.credential.as_ref().map(|c| format!("k:{plugin}:{c}"))
+        };
         let identity = match self.limit_by {
-            LimitBy::Consumer => ctx
-                .identity
-                .consumer
-                .as_ref()
-                .map(|c| format!("c:{}", c.id))
-                .or_else(|| ctx.identity.credential.as_ref().map(|c| format!("k:{c}"))),
-            LimitBy::Credential => ctx.identity.credential.as_ref().map(|c| format!("k:{c}")),
+            LimitBy::Consumer => identity.consumer.as_ref().map(|c| format!("c:{}", c.id)).or_else(credential),
+            LimitBy::Credential => credential(),
             LimitBy::Ip => None,
         };
         identity.unwrap_or_else(|| format!("ip:{}", ctx.client_ip().unwrap_or_else(|| "unknown".into())))
