@@ -56,10 +56,10 @@ pub enum ErrorKind {
         other: String,
     },
     Between(i64, i64),
-    /// A longer period with a smaller limit than a shorter one.
+    /// A longer period with a smaller limit than a shorter one: (period, limit) of each.
     Ordering {
-        smaller: &'static str,
-        larger: &'static str,
+        shorter: (&'static str, u64),
+        longer: (&'static str, u64),
     },
     Rule(&'static str),
 }
@@ -106,8 +106,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::AnonymousNotFound(c) => write!(f, "anonymous consumer '{c}' not found"),
             ErrorKind::DuplicatePlugin { name, other } => write!(f, "duplicate plugin '{name}' (also at {other})"),
             ErrorKind::Between(lo, hi) => write!(f, "value should be between {lo} and {hi}"),
-            ErrorKind::Ordering { smaller, larger } => {
-                write!(f, "the limit for {larger} cannot be lower than the limit for {smaller}")
+            // Kong's message, limits printed as `%.1f`
+            ErrorKind::Ordering { shorter: (short, a), longer: (long, b) } => {
+                write!(f, "The limit for {long}({b}.0) cannot be lower than the limit for {short}({a}.0)")
             }
             ErrorKind::Rule(m) => f.write_str(m),
         }

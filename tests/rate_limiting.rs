@@ -250,7 +250,10 @@ fn configuration_refusals() {
         .contains("plugins[0].config.minute: value must be a whole number greater than 0"));
     assert!(refusal(json!({"minute": "5"})).contains("plugins[0].config.minute: expected a number"));
     assert!(refusal(json!({"minute": 10, "hour": 5}))
-        .contains("plugins[0].config.hour: the limit for hour cannot be lower than the limit for minute"));
+        .contains("plugins[0].config.hour: The limit for hour(5.0) cannot be lower than the limit for minute(10.0)"));
+    // Kong's order: each period against every longer one, the shortest first
+    assert!(refusal(json!({"second": 10, "minute": 20, "hour": 5}))
+        .contains("plugins[0].config.hour: The limit for hour(5.0) cannot be lower than the limit for second(10.0)"));
     assert!(refusal(json!({"minute": 1, "limit_by": "service"}))
         .contains("plugins[0].config.limit_by: expected one of: consumer, credential, ip"));
     assert!(

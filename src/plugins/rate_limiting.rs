@@ -155,15 +155,14 @@ impl RateLimiting {
                 ),
             ));
         }
-        // Kong: a longer period may not have a smaller limit than a shorter one.
-        for pair in limits.windows(2) {
-            if let [(short, a), (long, b)] = pair {
-                if b < a {
-                    return Err(ConfigError::new(
-                        format!("{path}.{}", long.name()),
-                        ErrorKind::Ordering { smaller: short.name(), larger: long.name() },
-                    ));
-                }
+        // Kong: a longer period may not have a smaller limit than a shorter one; the first
+        // offending pair in Kong's order (each period against every longer one) is reported.
+        for (i, &(short, a)) in limits.iter().enumerate() {
+            if let Some(&(long, b)) = limits.iter().skip(i + 1).find(|(_, b)| *b < a) {
+                return Err(ConfigError::new(
+                    format!("{path}.{}", long.name()),
+                    ErrorKind::Ordering { shorter: (short.name(), a), longer: (long.name(), b) },
+                ));
             }
         }
         let limit_by = match raw.limit_by.as_str() {
