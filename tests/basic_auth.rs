@@ -151,3 +151,39 @@ fn hashed_passwords() {
     assert_eq!(try_("sha-user", "sha-pw"), 200);
     assert_eq!(try_("sha-user", "SHA-pw"), 401);
 }
+
+/// basic-auth has no preflight bypass (Kong's has no `run_on_preflight`): an OPTIONS request
+/// needs credentials like any other, and the field is refused as unknown.
+#[test]
+fn no_preflight_bypass() {
+    assert_basic_401(&send(basic_auth(json!({})), Request::new("OPTIONS", "/")), "service");
+    let ex = send(
+        basic_auth(json!({})),
+        Request::new("OPTIONS", "/").header("authorization", &basic("alice-basic", "alice-pw")),
+    );
+    assert_upstream_as(&ex, "alice", Some("alice-basic"));
+    assert!(refusal(&doc(basic_auth(json!({"run_on_preflight": false})))).contains("run_on_preflight: unknown field"));
+}
+
+/// A consumer with only a custom_id: no X-Consumer-Username upstream (a forged one is removed),
+/// X-Consumer-Custom-ID set, and an id derived from the custom_id, the same on every load.
+#[test]
+fn a_consumer_without_username() {
+    let config = json!({
+        "consumers": [{"custom_id": "crm-7", "basicauth_credentials": [{"username": "svc", "password": "pw"}]}],
+        "plugins": basic_auth(json!({}))
+    })
+    .to_string();
+    let request =
+        || Request::get("/").header("authorization", &basic("svc", "pw")).header("x-consumer-username", "forged");
+    let (mut h, f) = one(&config);
+    let ex = checked(h.send(&[f], request()));
+    assert_eq!(ex.status(), 200);
+    assert_eq!(ex.upstream_header("x-consumer-username"), None);
+    assert_eq!(ex.upstream_header("x-consumer-custom-id").as_deref(), Some("crm-7"));
+    assert_eq!(ex.upstream_header("x-credential-identifier").as_deref(), Some("svc"));
+    let id = ex.upstream_header("x-consumer-id").expect("an id");
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let (mut again, f2) = one(&config);
+    assert_eq!(checked(again.send(&[f2], request())).upstream_header("x-consumer-id"), Some(id));
+}

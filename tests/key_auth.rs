@@ -161,6 +161,13 @@ fn duplicate_keys_are_refused() {
         ("repeated form field", form("apikey=alice-key&apikey=bob-key")),
         ("JSON array", json_body(r#"{"apikey":["alice-key"]}"#)),
         ("JSON object", json_body(r#"{"apikey":{"k":"alice-key"}}"#)),
+        (
+            "repeated multipart field",
+            Request::post("/").header("content-type", "multipart/form-data; boundary=B").body(
+                "--B\r\nContent-Disposition: form-data; name=\"apikey\"\r\n\r\nalice-key\r\n\
+                 --B\r\nContent-Disposition: form-data; name=\"apikey\"\r\n\r\nbob-key\r\n--B--\r\n",
+            ),
+        ),
     ];
     for (what, req) in cases {
         let ex = send(key_auth(json!({"key_in_body": true})), req);

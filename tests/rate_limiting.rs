@@ -263,3 +263,18 @@ fn configuration_refusals() {
         .contains("plugins[0].config.error_code: value should be between 100 and 599"));
     assert!(refusal(json!({"minute": 1, "limit": 5})).contains("plugins[0].config.limit: unknown field"));
 }
+
+/// Every period has its pair of headers, named as Kong names them (names are case-insensitive).
+#[test]
+fn headers_for_every_period() {
+    let limits = json!({"second": 10, "minute": 20, "hour": 30, "day": 40, "month": 50, "year": 60});
+    let (mut h, f) = one(&doc(key_and_limit(limits)));
+    let ex = checked(h.send(&[f], as_alice()));
+    assert_eq!(ex.status(), 200);
+    for (period, limit) in [("second", 10), ("minute", 20), ("hour", 30), ("day", 40), ("month", 50), ("year", 60)] {
+        assert_eq!(ex.response_header(&format!("x-ratelimit-limit-{period}")), Some(limit.to_string()), "{period}");
+        assert_eq!(ex.response_header(&format!("x-ratelimit-remaining-{period}")), Some((limit - 1).to_string()));
+    }
+    assert_eq!(ex.response_header("ratelimit-limit").as_deref(), Some("10"), "the tightest: second");
+    assert_eq!(ex.response_header("ratelimit-reset").as_deref(), Some("1"));
+}
