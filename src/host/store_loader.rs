@@ -101,43 +101,43 @@ impl Loader {
         let status = header(":status").and_then(|s| s.parse::<u16>().ok());
         match status {
             Some(304) => metrics::store_fetch(&self.name, "unchanged"),
-            Some(200) => {
-                let started = abi::now_nanos().unwrap_or_default();
-                // Read in chunks: the document (~170 MB for a million consumers) is never in
-                // the VM's memory as a whole, only the records built from it.
-                let mut body = ResponseBody { offset: 0, size: body_size, digest: ContentDigest::default() };
-                let parsed = config::read_consumers_document(std::io::BufReader::with_capacity(1 << 20, &mut body));
-                let digest = body.digest.finish();
-                let built = abi::now_nanos().unwrap_or_default();
-                match parsed {
-                    Ok(population) => {
-                        let result = store::write(&mut ProxyHost, &self.name, &population, &digest, header("etag"));
-                        drop(population);
-                        match result {
-                            Ok(written) => {
-                                let outcome =
-                                    if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
-                                metrics::store_fetch(&self.name, outcome);
-                                let done = abi::now_nanos().unwrap_or_default();
-                                let seconds = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e9;
-                                let timing = format!(
-                                    "; {:.1} MB read and validated in {:.2} s, written in {:.2} s",
-                                    body_size as f64 / 1e6,
-                                    seconds(started, built),
-                                    seconds(built, done)
-                                );
-                                report(&self.name, &written, &timing);
-                            }
-                            Err(e) => self.failed("failed", &format!("cannot write the new generation: {e:?}")),
-                        }
-                    }
-                    Err(e) => self.failed("invalid", &format!("invalid document: {e}")),
+            Some(200) => match self.load(body_size, header("etag")) {
+                Ok((written, timing)) => {
+                    let outcome = if matches!(written, Written::Switched { .. }) { "updated" } else { "unchanged" };
+                    metrics::store_fetch(&self.name, outcome);
+                    report(&self.name, &written, &timing);
                 }
-            }
+                Err((outcome, why)) => self.failed(outcome, &why),
+            },
             Some(other) => self.failed("failed", &format!("status {other}")),
             None => self
                 .failed("failed", "no answer (timeout, connection failure, or a response over the proxy's size limit)"),
         }
+    }
+
+    /// Read, validate and write a fetched document: what was written and how long the phases
+    /// took, or the fetch outcome (`invalid`, `failed`) and the reason.
+    fn load(&self, body_size: usize, etag: Option<String>) -> Result<(Written, String), (&'static str, String)> {
+        let started = abi::now_nanos().unwrap_or_default();
+        // Read in chunks: the document (~170 MB for a million consumers) is never in the VM's
+        // memory as a whole, only the records built from it.
+        let mut body = ResponseBody { offset: 0, size: body_size, digest: ContentDigest::default() };
+        let parsed = config::read_consumers_document(std::io::BufReader::with_capacity(1 << 20, &mut body));
+        let digest = body.digest.finish();
+        let population = parsed.map_err(|e| ("invalid", format!("invalid document: {e}")))?;
+        let built = abi::now_nanos().unwrap_or_default();
+        let result = store::write(&mut ProxyHost, &self.name, &population, &digest, etag);
+        drop(population);
+        let written = result.map_err(|e| ("failed", format!("cannot write the new generation: {e:?}")))?;
+        let done = abi::now_nanos().unwrap_or_default();
+        let seconds = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e9;
+        let timing = format!(
+            "; {:.1} MB read and validated in {:.2} s, written in {:.2} s",
+            body_size as f64 / 1e6,
+            seconds(started, built),
+            seconds(built, done)
+        );
+        Ok((written, timing))
     }
 
     fn failed(&self, outcome: &str, why: &str) {
