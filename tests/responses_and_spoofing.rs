@@ -41,6 +41,24 @@ fn accept_negotiation() {
     assert!(html.contains("<p>No API key found in request.</p>") && html.contains("request_id: abc-1"), "{html}");
 }
 
+/// Kong's request id (3.5+, the `kong_request_id` nginx variable) is what Kong's error bodies
+/// carry; there `request.id` is only the client's X-Request-Id. On Envoy (an `xds.node`
+/// property), `request.id` is Envoy's own and the nginx variable is never asked for.
+#[test]
+fn request_id_comes_from_the_hosts_own_id() {
+    let req = || Request::get("/").request_id(Some("host-request-id")).property("ngx.kong_request_id", b"kong-7");
+    let ex = send(key_auth(), req());
+    assert_eq!(ex.body_str(), r#"{"message":"No API key found in request","request_id":"kong-7"}"#);
+    assert!(ex.logged("refused request_id=kong-7 "), "{:?}", ex.logs);
+
+    let mut envoy = host();
+    envoy.set_property("xds.node", b"\x0a\x04node");
+    let f = envoy.configure(&doc(key_auth())).unwrap();
+    let ex = checked(envoy.send(&[f], req()));
+    assert_eq!(ex.body_str(), r#"{"message":"No API key found in request","request_id":"host-request-id"}"#);
+    assert_eq!(ex.host_call_count("proxy_get_property"), 2, "handoff and request.id only: {:?}", ex.host_calls);
+}
+
 #[test]
 fn request_id_is_omitted_when_the_host_has_none() {
     let ex = send(key_auth(), Request::get("/").request_id(None));

@@ -20,7 +20,9 @@ use crate::MAX_BODY_BYTES;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> { Box::new(FilterRoot { context_id, config: None, loader: None }) });
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(FilterRoot { context_id, config: None, loader: None, on_envoy: false })
+    });
 }}
 
 fn level_code(level: LogLevel) -> u32 {
@@ -96,6 +98,8 @@ struct FilterRoot {
     config: Option<Rc<Config>>,
     /// The consumer store this root fills, if its configuration has a `store` section.
     loader: Option<store_loader::Loader>,
+    /// The host is Envoy (else Kong): where the request id comes from.
+    on_envoy: bool,
 }
 
 impl Context for FilterRoot {
@@ -108,11 +112,13 @@ impl Context for FilterRoot {
 
 impl RootContext for FilterRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        self.on_envoy = is_envoy();
+        let on_envoy = self.on_envoy;
         let loaded = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size)
             .map_err(|e| format!("cannot read it (host status {})", e.0))
             .and_then(|bytes| Config::parse(&bytes).map_err(|e| e.to_string()))
             .and_then(|config| match &config.body_needed_by {
-                Some(path) if is_envoy() => Err(format!(
+                Some(path) if on_envoy => Err(format!(
                     "{path}: not supported on Envoy: Envoy hands a wasm filter the request body only after the \
                      request headers have gone upstream, so the consumer's identity could no longer be added"
                 )),
@@ -148,6 +154,7 @@ impl RootContext for FilterRoot {
         // Always a context (the SDK traps on None); without a configuration it fails closed.
         Some(Box::new(FilterRequest {
             config: self.config.clone(),
+            on_envoy: self.on_envoy,
             headers: Vec::new(),
             handoff: None,
             awaiting_body: false,
@@ -168,6 +175,7 @@ impl RootContext for FilterRoot {
 
 struct FilterRequest {
     config: Option<Rc<Config>>,
+    on_envoy: bool,
     headers: Vec<Header>,
     handoff: Option<Vec<u8>>,
     awaiting_body: bool,
@@ -321,10 +329,13 @@ impl FilterRequest {
         Ok(())
     }
 
+    /// The id the host gives the request: Envoy's `request.id`; Kong's own id (3.5+, the one its
+    /// error bodies carry; Kong's `request.id` property is only the client's `X-Request-Id`).
     fn request_id(&self) -> Option<String> {
-        abi::get_property(&["request", "id"])
-            .ok()
-            .flatten()
+        let kong_id =
+            || if self.on_envoy { None } else { abi::get_property(&["ngx", "kong_request_id"]).ok().flatten() };
+        kong_id()
+            .or_else(|| abi::get_property(&["request", "id"]).ok().flatten())
             .or_else(|| self.header("x-request-id").map(<[u8]>::to_vec))
             .filter(|id| !id.is_empty())
             .map(|id| String::from_utf8_lossy(&id).into_owned())
