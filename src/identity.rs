@@ -30,9 +30,11 @@ pub fn is_spoofable(name: &str) -> bool {
         || SPOOFABLE_EXACT.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
-/// The property several instances of the filter use to hand the identity on (a single path
-/// segment, which is what Envoy lets a later wasm filter read back).
-pub const HANDOFF_PROPERTY: &str = "consumer_auth_identity";
+/// The property several instances of the filter use to hand the identity on. Envoy: a single
+/// path segment (what Envoy lets a later wasm filter read back). Kong: ngx_wasm_module sets only
+/// host-namespace properties, and Kong (3.6+) keeps `kong.ctx.shared.*` for the request.
+pub const HANDOFF_PROPERTY_ENVOY: [&str; 1] = ["consumer_auth_identity"];
+pub const HANDOFF_PROPERTY_KONG: [&str; 4] = ["kong", "ctx", "shared", "consumer_auth_identity"];
 
 /// Who the request is, as established so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

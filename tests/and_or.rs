@@ -156,3 +156,26 @@ fn handoff_between_instances_is_a_property() {
     let ex = checked(h.send(&[second], request(Cred::Good, Cred::None)));
     assert_refused(&ex, 401, "Unauthorized");
 }
+
+/// The handoff property per host: Envoy (recognised by `xds.node`) reads back a single path
+/// segment; Kong's ngx_wasm_module sets only host-namespace properties, and Kong keeps
+/// `kong.ctx.shared.*` for the request (the harness, like Kong, has no `xds.node`).
+#[test]
+fn the_handoff_property_is_the_hosts() {
+    for (envoy, property, other) in [
+        (false, "kong.ctx.shared.consumer_auth_identity", "consumer_auth_identity"),
+        (true, "consumer_auth_identity", "kong.ctx.shared.consumer_auth_identity"),
+    ] {
+        let mut h = host();
+        if envoy {
+            h.set_property("xds.node", b"\x0a\x04node");
+        }
+        let first = h.configure(&doc(json!([key_auth(None)]))).unwrap();
+        let second = h.configure(&doc(json!([json!({"name": "acl", "config": {"allow": ["admins"]}})]))).unwrap();
+        let ex = checked(h.send(&[first, second], request(Cred::Good, Cred::None)));
+        assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+        let handed = ex.properties.get(property).unwrap_or_else(|| panic!("{property} not set: {:?}", ex.properties));
+        assert!(String::from_utf8_lossy(handed).contains("alice"), "{property}");
+        assert!(!ex.properties.contains_key(other), "{other} set too");
+    }
+}

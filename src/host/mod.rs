@@ -12,7 +12,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
 use crate::config::Config;
-use crate::identity::{HeaderOp, HANDOFF_PROPERTY};
+use crate::identity::{HeaderOp, HANDOFF_PROPERTY_ENVOY, HANDOFF_PROPERTY_KONG};
 use crate::pipeline::{self, Forward, LogLevel, Outcome, SharedError, Verdict};
 use crate::request::{Body, Header, Request};
 use crate::response::{self, Reason, Rejection};
@@ -194,7 +194,7 @@ impl HttpContext for FilterRequest {
             Ok(h) => h,
             Err(_) => return self.fail_closed("cannot read the request headers"),
         };
-        self.handoff = abi::get_property(&[HANDOFF_PROPERTY]).ok().flatten();
+        self.handoff = abi::get_property(self.handoff_property()).ok().flatten();
         let body = if config.body_needed_by.is_some() && !end_of_stream && self.body_expected() {
             Body::Pending
         } else {
@@ -234,7 +234,27 @@ impl HttpContext for FilterRequest {
     }
 }
 
+/// Logged once per VM: a host that refuses the handoff property.
+fn warn_once_no_handoff() {
+    thread_local!(static WARNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if !WARNED.with(|w| w.replace(true)) {
+        log(
+            LogLevel::Warn,
+            "consumer-auth: the host refused the kong.ctx.shared property (Kong before 3.6): \
+             several filter instances in one chain cannot hand the identity on",
+        );
+    }
+}
+
 impl FilterRequest {
+    fn handoff_property(&self) -> &'static [&'static str] {
+        if self.on_envoy {
+            &HANDOFF_PROPERTY_ENVOY
+        } else {
+            &HANDOFF_PROPERTY_KONG
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
@@ -324,7 +344,15 @@ impl FilterRequest {
             }
         }
         if let Some(handoff) = &forward.handoff {
-            abi::set_property(&[HANDOFF_PROPERTY], handoff).map_err(|_| "cannot hand the identity on")?;
+            if abi::set_property(self.handoff_property(), handoff).is_err() {
+                if self.on_envoy {
+                    return Err("cannot hand the identity on");
+                }
+                // Kong before 3.6 has no `kong.ctx.shared` property: a single instance works, a
+                // later one cannot see this identity and runs as if it were first (it strips the
+                // identity headers and authenticates on its own: never more access).
+                warn_once_no_handoff();
+            }
         }
         Ok(())
     }
