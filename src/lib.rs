@@ -24,3 +24,8 @@ mod host;
 /// `key_in_body`). A larger body is answered with 413 instead of being buffered. Equal to
 /// Envoy's default per-connection buffer limit.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Every shared-data key starts with `consumer_auth/`: in Kong, ngx_wasm_module files a key
+/// `<namespace>/<rest>` under the `shm_kv` zone of that name (`nginx_wasm_shm_kv_consumer_auth`
+/// in kong.conf), falling back to the default zone `*`; in Envoy it is just part of the key.
+pub const SHARED_DATA_PREFIX: &str = "consumer_auth/";

@@ -2,7 +2,7 @@
 //! written once per proxy and read by every filter instance (`"consumer_store": "<name>"`) on
 //! every worker.
 //!
-//! Layout (all keys under `consumer-auth:store:<name>:`):
+//! Layout (all keys under `consumer_auth/store:<name>:`):
 //!
 //! - `gen` — `"<N> <B>"`: the current generation `N` and its number of buckets `B`. Readers read
 //!   it once per request.
@@ -78,7 +78,7 @@ impl Kind {
 }
 
 fn prefix(store: &str) -> String {
-    format!("consumer-auth:store:{store}:")
+    format!("{}store:{store}:", crate::SHARED_DATA_PREFIX)
 }
 
 pub fn gen_key(store: &str) -> String {
@@ -1056,7 +1056,7 @@ mod tests {
             assert!(r.by_reference(&mut host, &format!("u{i}")).unwrap().is_some());
         }
         // one shared-data entry per 4–8 records, not one per record
-        let buckets = host.data.keys().filter(|k| k.starts_with("consumer-auth:store:s:1:")).count();
+        let buckets = host.data.keys().filter(|k| k.starts_with("consumer_auth/store:s:1:")).count();
         assert_eq!(buckets, 12_000usize.div_ceil(RECORDS_PER_BUCKET).next_power_of_two());
         // a smaller generation: generation 1's buckets are emptied, none of its keys remain
         let small = doc(10, "b");
@@ -1144,7 +1144,7 @@ mod tests {
         let idx = index(r#"[{"username":"a","keyauth_credentials":[{"key":"k1"}]}]"#);
         write(&mut host, "s", &idx, "d1", None).unwrap();
         let buckets: Vec<String> =
-            host.data.keys().filter(|k| k.starts_with("consumer-auth:store:s:1:")).cloned().collect();
+            host.data.keys().filter(|k| k.starts_with("consumer_auth/store:s:1:")).cloned().collect();
         let mut valid = Vec::new();
         for k in &buckets {
             valid.push(host.data[k].0.clone());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The generation readers use (`gen` is "<generation> <buckets>").
 fn live_generation(h: &Host) -> u64 {
-    let gen = h.shared_data("consumer-auth:store:main:gen").expect("a generation").0;
+    let gen = h.shared_data("consumer_auth/store:main:gen").expect("a generation").0;
     String::from_utf8(gen).unwrap().split(' ').next().unwrap().parse().unwrap()
 }
 

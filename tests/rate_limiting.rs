@@ -169,7 +169,7 @@ fn counters_are_kept_per_plugin_entry() {
     h.advance(Duration::from_secs(3600));
     checked(h.send(&[a], as_alice()));
     let keys = h.shared_data_keys();
-    let ours: Vec<_> = keys.iter().filter(|k| k.starts_with("consumer-auth:rl:")).collect();
+    let ours: Vec<_> = keys.iter().filter(|k| k.starts_with("consumer_auth/rl:")).collect();
     assert_eq!(ours.len(), 2, "{ours:?}");
 }
 

@@ -26,7 +26,7 @@ struct Remote {
 }
 
 fn lease_key(store: &str) -> String {
-    format!("consumer-auth:store:{store}:lease")
+    format!("{}store:{store}:lease", crate::SHARED_DATA_PREFIX)
 }
 
 impl Loader {

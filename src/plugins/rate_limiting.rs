@@ -214,7 +214,7 @@ impl RateLimiting {
     }
 
     fn key(&self, period: Period, identifier: &str) -> String {
-        format!("consumer-auth:rl:{}:{}:{identifier}", self.scope, period.name())
+        format!("{}rl:{}:{}:{identifier}", crate::SHARED_DATA_PREFIX, self.scope, period.name())
     }
 }
 
