@@ -158,11 +158,17 @@ pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     check(unsafe { proxy_remove_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len()) })
 }
 
+pub fn add_request_header(name: &str, value: &[u8]) -> Result<(), HostError> {
+    add_header(MAP_REQUEST_HEADERS, name, value)
+}
+
 pub fn add_response_header(name: &str, value: &[u8]) -> Result<(), HostError> {
+    add_header(MAP_RESPONSE_HEADERS, name, value)
+}
+
+fn add_header(map: u32, name: &str, value: &[u8]) -> Result<(), HostError> {
     // SAFETY: pointers and lengths of live slices.
-    check(unsafe {
-        proxy_add_header_map_value(MAP_RESPONSE_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-    })
+    check(unsafe { proxy_add_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 /// A shared-data value and its CAS token; `None` when the key does not exist.

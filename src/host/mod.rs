@@ -327,6 +327,11 @@ impl FilterRequest {
         for op in &forward.header_ops {
             match op {
                 HeaderOp::Remove(name) => abi::remove_request_header(name).map_err(|_| FAILED)?,
+                // Adding costs the host less than replacing (Envoy: ~0.7 vs ~1 µs); the headers
+                // read at the start say whether there is one to replace.
+                HeaderOp::Set(name, value) if self.header(name).is_none() => {
+                    abi::add_request_header(name, value.as_bytes()).map_err(|_| FAILED)?
+                }
                 HeaderOp::Set(name, value) => {
                     abi::replace_request_header(name, value.as_bytes()).map_err(|_| FAILED)?
                 }
