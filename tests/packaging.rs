@@ -433,6 +433,11 @@ fn docker_compose_parses_and_mounts_exist() {
     assert_eq!(env["KONG_WASM"], "on");
     assert_eq!(env["KONG_DECLARATIVE_CONFIG"].as_str(), Some(mounted_at(KONG_YML).as_str()));
     assert_eq!(env["KONG_WASM_FILTERS_PATH"].as_str(), Some(mounted_at("filters").as_str()));
+    // the shm_kv zone ngx_wasm_module files the filter's shared-data keys under
+    let zone = format!("nginx_wasm_shm_kv_{}", consumer_auth::SHARED_DATA_PREFIX.trim_end_matches('/'));
+    assert!(conf.iter().any(|(k, _)| *k == zone), "{KONG_CONF} has no {zone}");
+    let var = format!("KONG_{}", zone.to_ascii_uppercase());
+    assert!(env.get(var.as_str()).is_some(), "docker-compose.yml: kong has no {var}");
     for (key, value) in &conf {
         let var = format!("KONG_{}", key.to_ascii_uppercase());
         if let Some(e) = env.get(&var) {
