@@ -179,3 +179,23 @@ fn the_handoff_property_is_the_hosts() {
         assert!(!ex.properties.contains_key(other), "{other} set too");
     }
 }
+
+/// Kong before 3.6 refuses to set `kong.ctx.shared.*`: a single instance still works (the
+/// refused handoff is not an error), with one warning per VM; a later instance cannot see the
+/// earlier identity and authenticates on its own (never more access).
+#[test]
+fn a_refused_handoff_is_not_fatal_on_kong() {
+    let mut h = host();
+    h.refuse_property_set("kong.ctx.shared.consumer_auth_identity");
+    let first = h.configure(&doc(json!([key_auth(None)]))).unwrap();
+    for _ in 0..2 {
+        let ex = checked(h.send(&[first], request(Cred::Good, Cred::None)));
+        assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+    }
+    let warnings = h.logs().iter().filter(|l| l.message.contains("refused the kong.ctx.shared property")).count();
+    assert_eq!(warnings, 1, "{:?}", h.logs());
+    // the acl instance after it sees no consumer: 401, not alice's access
+    let second = h.configure(&doc(json!([json!({"name": "acl", "config": {"allow": ["admins"]}})]))).unwrap();
+    let ex = checked(h.send(&[first, second], request(Cred::Good, Cred::None)));
+    assert_refused(&ex, 401, "Unauthorized");
+}

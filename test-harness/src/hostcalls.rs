@@ -303,6 +303,9 @@ fn set_property(c: &mut C, pp: i32, pl: i32, vp: i32, vl: i32) -> Hc {
     let value = read(c, vp, vl)?;
     let w = world(c);
     let mut w = lock(&w);
+    if w.refused_property_sets.contains(&path) {
+        return Err(st(NOT_FOUND));
+    }
     match w.request_of(ctx(c)) {
         Some((req, _)) => {
             let dotted = String::from_utf8_lossy(&path).replace('\0', ".");

@@ -294,6 +294,12 @@ impl Host {
         self.world().host_properties.insert(key, value.to_vec());
     }
 
+    /// From now on `proxy_set_property` of this dot-separated path fails with NotFound, as on a
+    /// host that does not let filters set it (ngx_wasm_module outside its namespaces).
+    pub fn refuse_property_set(&mut self, path: &str) {
+        self.world().refused_property_sets.push(path.replace('.', "\0").into_bytes());
+    }
+
     /// Number of calls of each `proxy_*` import over the whole life of this host.
     pub fn host_calls(&self) -> std::collections::BTreeMap<String, u32> {
         self.world().host_calls.clone()

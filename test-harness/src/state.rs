@@ -129,6 +129,9 @@ pub(crate) struct World {
     pub current_request: Option<u64>,
     pub host_calls: BTreeMap<String, u32>,
     pub host_properties: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Property paths whose `proxy_set_property` fails with NotFound (as a host that does not
+    /// let filters set them).
+    pub refused_property_sets: Vec<Vec<u8>>,
     pub rng: u64,
     pub stdio_partial: [Vec<u8>; 2],
     pub next_request: u64,
@@ -157,6 +160,7 @@ impl World {
             current_request: None,
             host_calls: BTreeMap::new(),
             host_properties: BTreeMap::new(),
+            refused_property_sets: Vec::new(),
             rng: 0x2545_f491_4f6c_dd1d,
             stdio_partial: [Vec::new(), Vec::new()],
             next_request: 1,
