@@ -98,7 +98,7 @@ struct FilterRoot {
     config: Option<Rc<Config>>,
     /// The consumer store this root fills, if its configuration has a `store` section.
     loader: Option<store_loader::Loader>,
-    /// The host is Envoy (else Kong): where the request id comes from.
+    /// The host is Envoy (else Kong): the handoff property and the request id differ.
     on_envoy: bool,
 }
 
