@@ -195,6 +195,25 @@ pub fn render(rejection: &Rejection, accept: Option<&[u8]>, request_id: Option<&
     LocalResponse { status: rejection.status, headers, body }
 }
 
+/// The standard reason phrase of a status this filter answers with ("" for others): what an
+/// HTTP/1.1 status line carries.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
 fn kong_error_body(format: ErrorFormat, message: &str, request_id: Option<&str>) -> String {
     match format {
         ErrorFormat::Json => match request_id {

@@ -166,10 +166,7 @@ fn the_handoff_property_is_the_hosts() {
         (false, "kong.ctx.shared.consumer_auth_identity", "consumer_auth_identity"),
         (true, "consumer_auth_identity", "kong.ctx.shared.consumer_auth_identity"),
     ] {
-        let mut h = host();
-        if envoy {
-            h.set_property("xds.node", b"\x0a\x04node");
-        }
+        let mut h = if envoy { envoy_host() } else { host() };
         let first = h.configure(&doc(json!([key_auth(None)]))).unwrap();
         let second = h.configure(&doc(json!([json!({"name": "acl", "config": {"allow": ["admins"]}})]))).unwrap();
         let ex = checked(h.send(&[first, second], request(Cred::Good, Cred::None)));

@@ -218,7 +218,8 @@ fn doc_body(consumers: Value) -> Vec<u8> {
 
 #[test]
 fn a_remote_source_is_polled_with_etags_and_failures_keep_the_last_good_generation() {
-    let mut h = host();
+    // Envoy: the store's metrics are asserted (Kong gets none: docs/KONG.md)
+    let mut h = envoy_host();
     h.configure(&remote_loader(30)).unwrap();
     let r = h.configure(&reader(key_auth_or())).unwrap();
     // nothing fetched yet: 503

@@ -51,8 +51,7 @@ fn request_id_comes_from_the_hosts_own_id() {
     assert_eq!(ex.body_str(), r#"{"message":"No API key found in request","request_id":"kong-7"}"#);
     assert!(ex.logged("refused request_id=kong-7 "), "{:?}", ex.logs);
 
-    let mut envoy = host();
-    envoy.set_property("xds.node", b"\x0a\x04node");
+    let mut envoy = envoy_host();
     let f = envoy.configure(&doc(key_auth())).unwrap();
     let ex = checked(envoy.send(&[f], req()));
     assert_eq!(ex.body_str(), r#"{"message":"No API key found in request","request_id":"host-request-id"}"#);

@@ -21,6 +21,11 @@ thread_local! {
 }
 
 fn id(kind: u32, name: String) -> Option<u32> {
+    // Kong: ngx_wasm_module before proxy-wasm metrics (Kong 3.4–3.7, maybe 3.8) traps on any
+    // metric call, and Kong's Prometheus export of wasm metrics rejects these names: none there.
+    if !super::on_envoy() {
+        return None;
+    }
     if let Some(id) = IDS.with(|ids| ids.borrow().get(&name).copied()) {
         return Some(id);
     }

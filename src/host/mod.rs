@@ -21,7 +21,7 @@ use crate::MAX_BODY_BYTES;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(FilterRoot { context_id, config: None, loader: None, on_envoy: false })
+        Box::new(FilterRoot { context_id, config: None, loader: None })
     });
 }}
 
@@ -61,13 +61,28 @@ impl pipeline::Host for ProxyHost {
     }
 
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedError> {
-        abi::set_shared_data(key, value, cas).map_err(|e| {
-            if abi::is_cas_mismatch(e) {
-                SharedError::CasMismatch
-            } else {
-                SharedError::Unavailable
+        let set = |cas: u32| {
+            abi::set_shared_data(key, value, cas).map_err(|e| {
+                if abi::is_cas_mismatch(e) {
+                    SharedError::CasMismatch
+                } else {
+                    SharedError::Unavailable
+                }
+            })
+        };
+        if cas != 0 || on_envoy() {
+            return set(cas);
+        }
+        // The engine's `cas == 0` is Envoy's "no check". Kong's ngx_wasm_module reads it as
+        // "only if absent", so write with the entry's current CAS instead.
+        for _ in 0..16 {
+            let current = abi::get_shared_data(key).map_err(|_| SharedError::Unavailable)?.map_or(0, |(_, c)| c);
+            match set(current) {
+                Err(SharedError::CasMismatch) => continue,
+                other => return other,
             }
-        })
+        }
+        Err(SharedError::Unavailable)
     }
 
     fn client_ip(&mut self) -> Option<String> {
@@ -88,9 +103,18 @@ fn strip_port(address: &str) -> &str {
     }
 }
 
-/// Envoy exposes its node description as a property; Kong does not.
-fn is_envoy() -> bool {
-    matches!(abi::get_property(&["xds", "node"]), Ok(Some(_)))
+/// Envoy exposes its node description as a property; Kong does not. Asked once per VM: Kong's
+/// ngx_wasm_module differs from Envoy in ways the glue has to follow (docs/KONG.md).
+fn on_envoy() -> bool {
+    thread_local!(static ON_ENVOY: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) });
+    ON_ENVOY.with(|cached| match cached.get() {
+        Some(envoy) => envoy,
+        None => {
+            let envoy = matches!(abi::get_property(&["xds", "node"]), Ok(Some(_)));
+            cached.set(Some(envoy));
+            envoy
+        }
+    })
 }
 
 struct FilterRoot {
@@ -98,8 +122,6 @@ struct FilterRoot {
     config: Option<Rc<Config>>,
     /// The consumer store this root fills, if its configuration has a `store` section.
     loader: Option<store_loader::Loader>,
-    /// The host is Envoy (else Kong): the handoff property and the request id differ.
-    on_envoy: bool,
 }
 
 impl Context for FilterRoot {
@@ -112,8 +134,7 @@ impl Context for FilterRoot {
 
 impl RootContext for FilterRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        self.on_envoy = is_envoy();
-        let on_envoy = self.on_envoy;
+        let on_envoy = on_envoy();
         let loaded = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size)
             .map_err(|e| format!("cannot read it (host status {})", e.0))
             .and_then(|bytes| Config::parse(&bytes).map_err(|e| e.to_string()))
@@ -154,7 +175,6 @@ impl RootContext for FilterRoot {
         // Always a context (the SDK traps on None); without a configuration it fails closed.
         Some(Box::new(FilterRequest {
             config: self.config.clone(),
-            on_envoy: self.on_envoy,
             headers: Vec::new(),
             handoff: None,
             awaiting_body: false,
@@ -175,7 +195,6 @@ impl RootContext for FilterRoot {
 
 struct FilterRequest {
     config: Option<Rc<Config>>,
-    on_envoy: bool,
     headers: Vec<Header>,
     handoff: Option<Vec<u8>>,
     awaiting_body: bool,
@@ -218,6 +237,10 @@ impl HttpContext for FilterRequest {
         }
         self.awaiting_body = false;
         let body = match abi::get_buffer(abi::BUFFER_REQUEST_BODY, 0, body_size) {
+            // Kong cannot hand over a body nginx buffered to a file: never judge it as empty
+            Ok(b) if b.len() < body_size => {
+                return self.fail_closed("the host gave less of the request body than it announced")
+            }
             Ok(b) => b,
             Err(_) => return self.fail_closed("cannot read the request body"),
         };
@@ -248,7 +271,7 @@ fn warn_once_no_handoff() {
 
 impl FilterRequest {
     fn handoff_property(&self) -> &'static [&'static str] {
-        if self.on_envoy {
+        if on_envoy() {
             &HANDOFF_PROPERTY_ENVOY
         } else {
             &HANDOFF_PROPERTY_KONG
@@ -262,6 +285,13 @@ impl FilterRequest {
     /// A pseudo-header from the map; hosts that leave pseudo-headers out of the map (Kong) are
     /// asked for it by name, then for the request property.
     fn pseudo(&self, header: &str, property: &[&str]) -> String {
+        // Kong's `:path` is nginx's decoded, normalised URI; `request.path` is the raw one the
+        // client sent (what hmac-auth signs).
+        if header == ":path" && !on_envoy() {
+            if let Ok(Some(raw)) = abi::get_property(property) {
+                return String::from_utf8_lossy(&raw).into_owned();
+            }
+        }
         if let Some(v) = self.header(header) {
             return String::from_utf8_lossy(v).into_owned();
         }
@@ -338,7 +368,14 @@ impl FilterRequest {
             }
         }
         if let Some(path) = &forward.path {
-            abi::replace_request_header(":path", path.as_bytes()).map_err(|_| FAILED)?;
+            if on_envoy() {
+                abi::replace_request_header(":path", path.as_bytes()).map_err(|_| FAILED)?;
+            } else {
+                // ngx_wasm_module cannot set a `:path` with a query string (it traps); the query
+                // is nginx's `$args`, which Kong appends to the upstream URI.
+                let query = path.split_once('?').map_or("", |(_, q)| q);
+                abi::set_property(&["request", "query"], query.as_bytes()).map_err(|_| FAILED)?;
+            }
         }
         if let (Some(new_body), Body::Complete(old)) = (&forward.body, body) {
             abi::set_buffer(abi::BUFFER_REQUEST_BODY, 0, old.len(), new_body)
@@ -350,7 +387,7 @@ impl FilterRequest {
         }
         if let Some(handoff) = &forward.handoff {
             if abi::set_property(self.handoff_property(), handoff).is_err() {
-                if self.on_envoy {
+                if on_envoy() {
                     return Err("cannot hand the identity on");
                 }
                 // Kong before 3.6 has no `kong.ctx.shared` property: a single instance works, a
@@ -365,8 +402,7 @@ impl FilterRequest {
     /// The id the host gives the request: Envoy's `request.id`; Kong's own id (3.5+, the one its
     /// error bodies carry; Kong's `request.id` property is only the client's `X-Request-Id`).
     fn request_id(&self) -> Option<String> {
-        let kong_id =
-            || if self.on_envoy { None } else { abi::get_property(&["ngx", "kong_request_id"]).ok().flatten() };
+        let kong_id = || if on_envoy() { None } else { abi::get_property(&["ngx", "kong_request_id"]).ok().flatten() };
         kong_id()
             .or_else(|| abi::get_property(&["request", "id"]).ok().flatten())
             .or_else(|| self.header("x-request-id").map(<[u8]>::to_vec))
@@ -398,7 +434,10 @@ impl FilterRequest {
         }
         metrics::request(plugin, rejection.reason.as_str());
         let local = response::render(rejection, self.header("accept"), request_id.as_deref());
-        if abi::send_local_response(local.status, &local.headers, &local.body, "consumer_auth").is_err() {
+        // Envoy logs the details as the response code details; Kong's ngx_wasm_module puts them
+        // in the status line, where the reason phrase belongs.
+        let details = if on_envoy() { "consumer_auth" } else { response::reason_phrase(local.status) };
+        if abi::send_local_response(local.status, &local.headers, &local.body, details).is_err() {
             log(LogLevel::Error, "consumer-auth: could not send the local response");
         }
         Action::Pause

@@ -56,12 +56,15 @@ impl Loader {
         let Some(remote) = &mut self.remote else { return };
         let now = ProxyHost.now_unix_seconds();
         if let Some((_, sent)) = remote.in_flight {
-            // The host answers every call, if only with its timeout; never wait for ever.
+            // Envoy answers every call, if only with its timeout; Kong does not call back for a
+            // call that failed. Never wait for ever.
             if now < sent + remote.source.timeout_ms / 1000 + 5 {
                 return;
             }
             remote.in_flight = None;
+            self.failed("failed", "no answer within the timeout");
         }
+        let Some(remote) = &mut self.remote else { return };
         let period = now / remote.source.refresh_seconds;
         if !claim_period(&self.name, period, &self.token) {
             return;
@@ -121,7 +124,7 @@ impl Loader {
         let started = abi::now_nanos().unwrap_or_default();
         // Read in chunks: the document (~170 MB for a million consumers) is never in the VM's
         // memory as a whole, only the records built from it.
-        let mut body = ResponseBody { offset: 0, size: body_size, digest: ContentDigest::default() };
+        let mut body = ResponseBody { offset: 0, size: body_size, digest: ContentDigest::default(), whole: None };
         let parsed = config::read_consumers_document(std::io::BufReader::with_capacity(1 << 20, &mut body));
         let digest = body.digest.finish();
         let population = parsed.map_err(|e| ("invalid", format!("invalid document: {e}")))?;
@@ -155,6 +158,8 @@ struct ResponseBody {
     offset: usize,
     size: usize,
     digest: ContentDigest,
+    /// Kong: the whole body, read at once (ngx_wasm_module ignores the offset of a read).
+    whole: Option<Vec<u8>>,
 }
 
 impl std::io::Read for &mut ResponseBody {
@@ -163,8 +168,19 @@ impl std::io::Read for &mut ResponseBody {
         if want == 0 {
             return Ok(0);
         }
-        let chunk = abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, self.offset, want)
-            .map_err(|e| std::io::Error::other(format!("the host did not give the response body (status {})", e.0)))?;
+        let fetch = |start: usize, len: usize| {
+            abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, start, len)
+                .map_err(|e| std::io::Error::other(format!("the host did not give the response body (status {})", e.0)))
+        };
+        let chunk = if super::on_envoy() {
+            fetch(self.offset, want)?
+        } else {
+            if self.whole.is_none() {
+                self.whole = Some(fetch(0, self.size)?);
+            }
+            let whole = self.whole.as_deref().unwrap_or_default();
+            whole.get(self.offset..).unwrap_or_default().get(..want).unwrap_or_default().to_vec()
+        };
         let n = chunk.len().min(want);
         let (Some(to), Some(from)) = (buf.get_mut(..n), chunk.get(..n)) else { return Ok(0) };
         to.copy_from_slice(from);

@@ -152,7 +152,12 @@ fn buffer_range(w: &mut World, ctx: u32, ty: i32, start: usize, max: usize) -> H
 }
 
 fn get_buffer_bytes(c: &mut C, ty: i32, start: i32, max: i32, rp: i32, rs: i32) -> Hc {
-    let data = buffer_range(&mut lock(&world(c)), ctx(c), ty, start as u32 as usize, max as u32 as usize)?;
+    let w = world(c);
+    let mut w = lock(&w);
+    let ignore_start = w.kong_quirks && ty == BUF_HTTP_CALL_RESPONSE_BODY;
+    let start = if ignore_start { 0 } else { start as u32 as usize };
+    let data = buffer_range(&mut w, ctx(c), ty, start, max as u32 as usize)?;
+    drop(w);
     copy_out(c, &data, rp, rs)
 }
 
@@ -233,6 +238,9 @@ fn get_map_value(c: &mut C, ty: i32, kp: i32, kl: i32, rp: i32, rs: i32) -> Hc {
 
 fn replace_map_value(c: &mut C, ty: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> Hc {
     let (k, v) = (read(c, kp, kl)?, read(c, vp, vl)?);
+    if lock(&world(c)).kong_quirks && k == b":path" && v.contains(&b'?') {
+        return Err(HcErr::Trap(wasmtime::Error::msg("NYI - cannot set request path with querystring")));
+    }
     with_map(&mut lock(&world(c)), ctx(c), ty, |m| m.replace(&k, &v))
 }
 
@@ -309,6 +317,16 @@ fn set_property(c: &mut C, pp: i32, pl: i32, vp: i32, vl: i32) -> Hc {
     match w.request_of(ctx(c)) {
         Some((req, _)) => {
             let dotted = String::from_utf8_lossy(&path).replace('\0', ".");
+            if dotted == "request.query" {
+                // as ngx_wasm_module (nginx's `$args`): the request's query becomes this
+                let p = req.req_headers.get(b":path").unwrap_or_default().to_vec();
+                let mut new = p.split(|b| *b == b'?').next().unwrap_or_default().to_vec();
+                if !value.is_empty() {
+                    new.push(b'?');
+                    new.extend_from_slice(&value);
+                }
+                req.req_headers.replace(b":path", &new);
+            }
             req.set_properties.insert(dotted, value.clone());
             req.properties.insert(path, value);
         }
@@ -336,7 +354,7 @@ fn set_shared_data(c: &mut C, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32) -> H
     let mut w = lock(&w);
     let cas = cas as u32;
     if let Some((_, current)) = w.shared_data.get(&key) {
-        if cas != 0 && cas != *current {
+        if (cas != 0 || w.kong_quirks) && cas != *current {
             return Err(st(CAS_MISMATCH));
         }
     }
@@ -545,7 +563,16 @@ fn call_foreign_function(_c: &mut C, _np: i32, _nl: i32, _ap: i32, _al: i32, _rp
 
 // ---------------------------------------------------------------------------------- metrics
 
+/// ngx_wasm_module before proxy-wasm metrics: "host function not yet implemented" (a trap).
+fn metrics_nyi(c: &C) -> Hc {
+    if lock(&world(c)).kong_quirks {
+        return Err(HcErr::Trap(wasmtime::Error::msg("host function not yet implemented")));
+    }
+    Ok(())
+}
+
 fn define_metric(c: &mut C, ty: i32, np: i32, nl: i32, rid: i32) -> Hc {
+    metrics_nyi(c)?;
     let kind = match ty {
         0 => MetricKind::Counter,
         1 => MetricKind::Gauge,
@@ -587,6 +614,7 @@ fn get_metric(c: &mut C, id: i32, rv: i32) -> Hc {
 }
 
 fn record_metric(c: &mut C, id: i32, v: i64) -> Hc {
+    metrics_nyi(c)?;
     let i = metric_index(id)?;
     let w = world(c);
     let mut w = lock(&w);
@@ -599,6 +627,7 @@ fn record_metric(c: &mut C, id: i32, v: i64) -> Hc {
 }
 
 fn increment_metric(c: &mut C, id: i32, off: i64) -> Hc {
+    metrics_nyi(c)?;
     let i = metric_index(id)?;
     let w = world(c);
     let mut w = lock(&w);

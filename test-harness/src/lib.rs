@@ -300,6 +300,16 @@ impl Host {
         self.world().refused_property_sets.push(path.replace('.', "\0").into_bytes());
     }
 
+    /// Behave as Kong's ngx_wasm_module where it differs from Envoy (read from its sources):
+    /// `proxy_set_shared_data` with CAS 0 only creates (an existing key is a CAS mismatch); a
+    /// read of the HTTP call response body ignores its start offset; setting a `:path` with a
+    /// query string traps ("NYI"); the metric functions trap (not implemented before Kong 3.8);
+    /// `request.query` is writable (see `proxy_set_property`). Set `xds.node` too and the
+    /// filter would take the host for Envoy: Kong has no such property.
+    pub fn kong_quirks(&mut self) {
+        self.world().kong_quirks = true;
+    }
+
     /// Number of calls of each `proxy_*` import over the whole life of this host.
     pub fn host_calls(&self) -> std::collections::BTreeMap<String, u32> {
         self.world().host_calls.clone()

@@ -132,6 +132,8 @@ pub(crate) struct World {
     /// Property paths whose `proxy_set_property` fails with NotFound (as a host that does not
     /// let filters set them).
     pub refused_property_sets: Vec<Vec<u8>>,
+    /// ngx_wasm_module's differences from Envoy (see `Host::kong_quirks`).
+    pub kong_quirks: bool,
     pub rng: u64,
     pub stdio_partial: [Vec<u8>; 2],
     pub next_request: u64,
@@ -161,6 +163,7 @@ impl World {
             host_calls: BTreeMap::new(),
             host_properties: BTreeMap::new(),
             refused_property_sets: Vec::new(),
+            kong_quirks: false,
             rng: 0x2545_f491_4f6c_dd1d,
             stdio_partial: [Vec::new(), Vec::new()],
             next_request: 1,

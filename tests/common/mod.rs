@@ -18,8 +18,17 @@ pub fn wasm() -> PathBuf {
     path
 }
 
+/// A host without Envoy's `xds.node` property: the filter takes it for Kong (body-reading
+/// plugins allowed, `kong.ctx.shared` handoff, no metrics, …; docs/KONG.md).
 pub fn host() -> Host {
     Host::load(wasm()).expect("load consumer_auth.wasm")
+}
+
+/// A host the filter takes for Envoy (it has Envoy's `xds.node` property).
+pub fn envoy_host() -> Host {
+    let mut h = host();
+    h.set_property("xds.node", b"\x0a\x04node");
+    h
 }
 
 pub const ALICE_ID: &str = "0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77";
