@@ -196,3 +196,17 @@ fn a_refused_handoff_is_not_fatal_on_kong() {
     let ex = checked(h.send(&[first, second], request(Cred::Good, Cred::None)));
     assert_refused(&ex, 401, "Unauthorized");
 }
+
+/// Across instances the chain order is the order, whatever the plugins' priorities: acl in an
+/// instance before the one that authenticates sees no consumer yet (AUTH_SPEC §3).
+#[test]
+fn across_instances_the_chain_order_decides() {
+    let mut h = host();
+    let acl = h.configure(&doc(json!([json!({"name": "acl", "config": {"allow": ["admins"]}})]))).unwrap();
+    let key = h.configure(&doc(json!([key_auth(None)]))).unwrap();
+    let ex = checked(h.send(&[acl, key], request(Cred::Good, Cred::None)));
+    assert_refused(&ex, 401, "Unauthorized");
+    // in priority order (key-auth 1250 before acl 950) the same plugins let alice through
+    let ex = checked(h.send(&[key, acl], request(Cred::Good, Cred::None)));
+    assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+}
