@@ -209,12 +209,18 @@ struct RawStore {
 struct RawSource {
     upstream: String,
     authority: Option<String>,
+    #[serde(default = "default_source_scheme")]
+    scheme: String,
     #[serde(default = "default_source_path")]
     path: String,
     #[serde(default = "default_refresh_seconds")]
     refresh_seconds: u64,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+}
+
+fn default_source_scheme() -> String {
+    "http".into()
 }
 
 fn default_source_path() -> String {
@@ -378,6 +384,9 @@ pub struct RemoteSource {
     /// Envoy: a cluster name; Kong: `host:port`.
     pub upstream: String,
     pub authority: String,
+    /// `http` or `https`: the request's `:scheme` (Kong opens TLS for `https`; Envoy's cluster
+    /// decides the transport).
+    pub scheme: &'static str,
     pub path: String,
     pub refresh_seconds: u64,
     pub timeout_ms: u64,
@@ -626,9 +635,20 @@ fn build_store(raw: RawStore, document: &[u8]) -> Result<StoreDefinition, Config
                 return Err(ConfigError::new("store.source.path", ErrorKind::Rule("must start with '/'")));
             }
             let authority = s.authority.unwrap_or_else(|| s.upstream.clone());
+            let scheme = match s.scheme.as_str() {
+                "http" => "http",
+                "https" => "https",
+                _ => {
+                    return Err(ConfigError::new(
+                        "store.source.scheme",
+                        ErrorKind::Rule("expected one of: http, https"),
+                    ))
+                }
+            };
             StoreContent::Remote(RemoteSource {
                 upstream: s.upstream,
                 authority,
+                scheme,
                 path: s.path,
                 refresh_seconds: s.refresh_seconds,
                 timeout_ms: s.timeout_ms,

@@ -233,6 +233,7 @@ fn a_remote_source_is_polled_with_etags_and_failures_keep_the_last_good_generati
     assert_eq!(call.header(":authority").as_deref(), Some("consumers.internal"));
     assert_eq!(call.header("if-none-match"), None);
     assert_eq!(call.timeout_ms, 2000);
+    assert_eq!(call.header(":scheme").as_deref(), Some("http"), "the default scheme");
     h.reply_http_call(call.token, 200, &[("etag", "\"v1\"")], &doc_body(consumers()));
     assert_upstream_as(
         &checked(h.send(&[r], Request::get("/").header("apikey", "alice-key"))),
@@ -338,6 +339,10 @@ fn store_configuration_refusals() {
         "store.source.upstream: required field missing"
     );
     assert_eq!(refusal(&json!({"store": {"name": "main", "sauce": {}}}).to_string()), "store.sauce: unknown field");
+    assert_eq!(
+        refusal(&json!({"store": {"name": "main", "source": {"upstream": "c", "scheme": "ftp"}}}).to_string()),
+        "store.source.scheme: expected one of: http, https"
+    );
 }
 
 /// A document of several MiB is read from the host in chunks (a consumer may straddle two):

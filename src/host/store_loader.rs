@@ -74,6 +74,7 @@ impl Loader {
             (":method", "GET"),
             (":path", remote.source.path.as_str()),
             (":authority", remote.source.authority.as_str()),
+            (":scheme", remote.source.scheme),
             ("accept", "application/json"),
         ];
         if let Some(etag) = &etag {
