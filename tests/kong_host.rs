@@ -86,3 +86,15 @@ fn requests_never_call_what_kong_cannot_do() {
     assert!(h.metrics().is_empty(), "{:?}", h.metrics());
     assert!(h.vm_failure().is_none(), "{:?}", h.vm_failure());
 }
+
+/// A host that does not take the new query string never gets the credential forwarded: the
+/// request is refused (500) instead.
+#[test]
+fn a_query_the_host_does_not_take_fails_closed() {
+    let mut h = kong();
+    h.refuse_property_set("request.query");
+    let f = h.configure(&doc(json!([{"name": "key-auth", "config": {"hide_credentials": true}}]))).unwrap();
+    let ex = checked(h.send(&[f], Request::get("/p?apikey=alice-key&a=1")));
+    assert_refused(&ex, 500, "An unexpected error occurred");
+    assert!(ex.upstream.is_none());
+}

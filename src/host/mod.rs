@@ -375,6 +375,13 @@ impl FilterRequest {
                 // is nginx's `$args`, which Kong appends to the upstream URI.
                 let query = path.split_once('?').map_or("", |(_, q)| q);
                 abi::set_property(&["request", "query"], query.as_bytes()).map_err(|_| FAILED)?;
+                // A host that took the property for something else must not forward the
+                // credential: check, and fail closed rather than let it through.
+                let now = abi::request_header(":path").map_err(|_| FAILED)?.unwrap_or_default();
+                let now_query = now.iter().position(|b| *b == b'?').and_then(|i| now.get(i + 1..)).unwrap_or_default();
+                if now_query != query.as_bytes() {
+                    return Err("the host did not take the new query string");
+                }
             }
         }
         if let (Some(new_body), Body::Complete(old)) = (&forward.body, body) {
