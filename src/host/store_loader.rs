@@ -123,8 +123,9 @@ impl Loader {
     /// took, or the fetch outcome (`invalid`, `failed`) and the reason.
     fn load(&self, body_size: usize, etag: Option<String>) -> Result<(Written, String), (&'static str, String)> {
         let started = abi::now_nanos().unwrap_or_default();
-        // Read in chunks: the document (~170 MB for a million consumers) is never in the VM's
-        // memory as a whole, only the records built from it.
+        // Read in chunks from Envoy: the document (~170 MB for a million consumers) is never in
+        // the VM's memory as a whole, only the records built from it (Kong: read whole, see
+        // `ResponseBody`).
         let mut body = ResponseBody { offset: 0, size: body_size, digest: ContentDigest::default(), whole: None };
         let parsed = config::read_consumers_document(std::io::BufReader::with_capacity(1 << 20, &mut body));
         let digest = body.digest.finish();
@@ -173,14 +174,15 @@ impl std::io::Read for &mut ResponseBody {
             abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, start, len)
                 .map_err(|e| std::io::Error::other(format!("the host did not give the response body (status {})", e.0)))
         };
-        let chunk = if super::on_envoy() {
-            fetch(self.offset, want)?
+        let fetched;
+        let chunk: &[u8] = if super::on_envoy() {
+            fetched = fetch(self.offset, want)?;
+            &fetched
         } else {
             if self.whole.is_none() {
                 self.whole = Some(fetch(0, self.size)?);
             }
-            let whole = self.whole.as_deref().unwrap_or_default();
-            whole.get(self.offset..).unwrap_or_default().get(..want).unwrap_or_default().to_vec()
+            self.whole.as_deref().and_then(|w| w.get(self.offset..)).unwrap_or_default()
         };
         let n = chunk.len().min(want);
         let (Some(to), Some(from)) = (buf.get_mut(..n), chunk.get(..n)) else { return Ok(0) };
