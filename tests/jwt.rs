@@ -699,3 +699,52 @@ fn mixed_and_or_with_key_auth() {
     assert_upstream_as(&both_ways(jdoc, &plugins, || mixed(Cred::Good, Cred::Bad)), "bob", Some("bob-issuer"));
     assert_eq!(both_ways(jdoc, &plugins, || mixed(Cred::None, Cred::Good)).body_str(), msg("Unauthorized"));
 }
+
+/// One signed token has one spelling: the same bytes re-spelled with the standard alphabet, with
+/// padding, or with stray trailing bits are refused with Kong's messages (a revocation or replay
+/// list keyed by the token text cannot be sidestepped).
+#[test]
+fn a_token_respelled_is_refused() {
+    let std_spelling = |segment: &str| segment.replace('-', "+").replace('_', "/");
+    // Claims whose encoding has a `-` or `_`, and a signature with one (tried until both do).
+    let (t, header, claims, sig) = (0..200)
+        .find_map(|i| {
+            let t = token("HS256", "alice-issuer", json!({"pad": "?".repeat(i % 3 + 1), "n": i}));
+            let mut parts = t.split('.').map(str::to_string);
+            let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
+            let differs = |p: &str| p.contains('-') || p.contains('_');
+            (differs(&c) && differs(&s)).then_some((t.clone(), h, c, s))
+        })
+        .expect("a token with - or _ in its claims and signature");
+    let ex = run(jwt(json!({})), Request::get("/").header("authorization", &bearer(&t)));
+    assert_upstream_as(&ex, "alice", Some("alice-issuer"));
+    let cases = [
+        (format!("{header}.{claims}.{}", std_spelling(&sig)), "Bad token; invalid signature"),
+        (format!("{header}.{}.{sig}", std_spelling(&claims)), "Bad token; invalid JSON"),
+        (format!("{header}.{claims}.{sig}="), "Bad token; invalid signature"),
+        (format!("{header}=.{claims}.{sig}"), "Bad token; invalid JSON"),
+        (format!("{header}.{claims}.{}", stray_bit(&sig)), "Bad token; invalid signature"),
+    ];
+    for (respelled, expected) in cases {
+        let ex = run(jwt(json!({})), Request::get("/").header("authorization", &bearer(&respelled)));
+        refused_exactly(&ex, &msg(expected));
+    }
+}
+
+/// `segment` with a bit set in its last character that decoding drops: the same bytes.
+fn stray_bit(segment: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (head, last) = segment.split_at(segment.len() - 1);
+    let index = ALPHABET.iter().position(|c| *c == last.as_bytes()[0]).unwrap();
+    assert_eq!(index & 1, 0, "a 32-byte signature leaves the low bits of its last character unused");
+    let respelled = format!("{head}{}", ALPHABET[index | 1] as char);
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    assert_eq!(engine.decode(&respelled).unwrap(), engine.decode(segment).unwrap());
+    respelled
+}

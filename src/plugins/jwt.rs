@@ -204,8 +204,9 @@ impl VerifyingKey {
     }
 }
 
-/// Kong's jwt `base64_decode`: pad to a multiple of 4, `-` `_` read as `+` `/`, then nginx's
-/// base64 decoding (either alphabet, padding optional). `None` when it is not base64.
+/// How Kong decodes a `secret_is_base64` secret: pad to a multiple of 4, `-` `_` read as `+` `/`,
+/// then nginx's base64 decoding (either alphabet, padding optional). `None` when it is not
+/// base64. (Token segments are stricter: [`decode_segment`].)
 pub fn kong_base64url_decode(input: &[u8]) -> Option<Vec<u8>> {
     const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -453,6 +454,14 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     })
 }
 
+/// A token segment: strict base64url (RFC 7515 §2): the URL-safe alphabet only, no padding, no
+/// stray bits in the last character. Kong refuses `+` and `/` too; being strict about padding
+/// and trailing bits as well gives every signed token exactly one spelling, so a list keyed by
+/// the token text (revocation, replay, a cache) cannot be sidestepped by re-spelling it.
+fn decode_segment(segment: &[u8]) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).ok()
+}
+
 /// A token split and decoded as Kong's `jwt_parser` does.
 struct Decoded<'t> {
     header: Map<String, Value>,
@@ -470,11 +479,11 @@ fn decode(token: &[u8]) -> Result<Decoded<'_>, &'static str> {
         _ => return Err("invalid JSON"),
     };
     let json = |part: &[u8]| -> Result<Value, &'static str> {
-        kong_base64url_decode(part).and_then(|b| serde_json::from_slice(&b).ok()).ok_or("invalid JSON")
+        decode_segment(part).and_then(|b| serde_json::from_slice(&b).ok()).ok_or("invalid JSON")
     };
     let header = json(header_64)?;
     let claims = json(claims_64)?;
-    let signature = kong_base64url_decode(signature_64);
+    let signature = decode_segment(signature_64);
     let Value::Object(header) = header else {
         return Err("invalid alg");
     };
@@ -644,6 +653,24 @@ mod tests {
         assert_eq!(d.claims["iss"], "x");
         assert_eq!(d.signature, b"sig");
         assert_eq!(d.signing_input, ok.rsplit_once('.').unwrap().0.as_bytes());
+    }
+
+    #[test]
+    fn segments_are_strict_base64url() {
+        let enc = |s: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let header = enc(br#"{"alg":"HS256"}"#);
+        let claims = enc(br#"{"iss":"x"}"#);
+        let err = |t: String| decode(t.as_bytes()).err();
+        // b"\xfb\xff" is `-_8` in base64url, `+/8` in the standard alphabet
+        assert!(decode(format!("{header}.{claims}.-_8").as_bytes()).is_ok());
+        assert_eq!(err(format!("{header}.{claims}.+/8")), Some("invalid signature"));
+        assert_eq!(err(format!("{header}.{claims}.-_8=")), Some("invalid signature"));
+        // `-_9` decodes to the same bytes with a stray bit: a second spelling
+        assert_eq!(err(format!("{header}.{claims}.-_9")), Some("invalid signature"));
+        let claims_std = base64::engine::general_purpose::STANDARD_NO_PAD.encode(br#"{"iss":"x","p":"???"}"#);
+        assert!(claims_std.contains('+') || claims_std.contains('/'), "{claims_std}");
+        assert_eq!(err(format!("{header}.{claims_std}.-_8")), Some("invalid JSON"));
+        assert_eq!(err(format!("{header}=.{claims}.-_8")), Some("invalid JSON"));
     }
 
     #[test]
