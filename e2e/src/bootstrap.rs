@@ -48,6 +48,9 @@ pub struct Bootstrap {
     pub wasm: String,
     /// `FAIL_CLOSED` (never `FAIL_OPEN`).
     pub failure_policy: &'static str,
+    /// The wasm filters' `allow_on_headers_stop_iteration` (Envoy 1.35+; true unless a test
+    /// plays an older Envoy or a control plane that does not expose it).
+    pub allow_on_headers_stop_iteration: bool,
     /// Pretty-print the filter configurations (for human-read files).
     pub pretty_configs: bool,
     pub routes: Vec<Route>,
@@ -74,6 +77,7 @@ impl Bootstrap {
             upstream_port,
             wasm: wasm.to_string(),
             failure_policy: "FAIL_CLOSED",
+            allow_on_headers_stop_iteration: true,
             pretty_configs: false,
             routes: Vec::new(),
             store_service: None,
@@ -113,7 +117,20 @@ impl Bootstrap {
         } else {
             serde_json::to_string(config).unwrap()
         };
-        wasm_filter_entry(name, &text, self.failure_policy, &self.wasm)
+        let mut entry = wasm_filter_entry(name, &text, self.failure_policy, &self.wasm);
+        if !self.allow_on_headers_stop_iteration {
+            if let Some(config) = entry["typed_config"]["config"].as_object_mut() {
+                config.remove("allow_on_headers_stop_iteration");
+            }
+        }
+        entry
+    }
+
+    /// Leave `allow_on_headers_stop_iteration` out, as Envoy before 1.35 and control planes that
+    /// do not expose it (Istio's WasmPlugin, Envoy Gateway) run the filter.
+    pub fn without_stop_iteration(mut self) -> Self {
+        self.allow_on_headers_stop_iteration = false;
+        self
     }
 
     /// The singleton bootstrap service that runs `config` (see [`Bootstrap::store_service`]).
@@ -219,7 +236,8 @@ pub fn static_cluster(name: &str, port: u16) -> Value {
 /// Block-style YAML for a JSON value. Strings are JSON-quoted (valid YAML double-quoted
 /// scalars), except multi-line strings, which become `|-` literal blocks.
 /// One consumer-auth instance in the connection manager's `http_filters`: disabled, enabled by
-/// the routes that use it (`FilterConfig`).
+/// the routes that use it (`FilterConfig`). `allow_on_headers_stop_iteration` (Envoy 1.35+) lets
+/// the body plugins hold the request headers while the body arrives.
 pub fn wasm_filter_entry(name: &str, configuration: &str, failure_policy: &str, wasm: &str) -> Value {
     json!({
         "name": name,
@@ -230,6 +248,7 @@ pub fn wasm_filter_entry(name: &str, configuration: &str, failure_policy: &str, 
                 "name": name,
                 "root_id": "consumer_auth",
                 "failure_policy": failure_policy,
+                "allow_on_headers_stop_iteration": true,
                 "configuration": { "@type": STRING_VALUE, "value": configuration },
                 "vm_config": {
                     "vm_id": "consumer_auth",

@@ -82,6 +82,7 @@ extern "C" {
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(
         status_code: u32,
@@ -210,6 +211,13 @@ pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
 pub fn set_tick_period_ms(period: u32) -> Result<(), HostError> {
     // SAFETY: plain value.
     check(unsafe { proxy_set_tick_period_milliseconds(period) })
+}
+
+/// Make the host calls that follow act on context `context_id` (e.g. answer a paused request
+/// from the root's tick). Fails if the context is gone.
+pub fn set_effective_context(context_id: u32) -> Result<(), HostError> {
+    // SAFETY: plain value.
+    check(unsafe { proxy_set_effective_context(context_id) })
 }
 
 /// The response headers of an HTTP call, inside `on_http_call_response`.

@@ -3,6 +3,7 @@
 //! needs, runs the pipeline, applies the outcome). Any host failure fails closed.
 
 mod abi;
+mod body_wait;
 mod metrics;
 mod store_loader;
 
@@ -15,13 +16,14 @@ use crate::config::Config;
 use crate::identity::{HeaderOp, HANDOFF_PROPERTY_ENVOY, HANDOFF_PROPERTY_KONG};
 use crate::pipeline::{self, Forward, LogLevel, Outcome, SharedError, Verdict};
 use crate::request::{Body, Header, Request};
-use crate::response::{self, Reason, Rejection};
+use crate::response::{self, LocalResponse, Reason, Rejection};
 use crate::MAX_BODY_BYTES;
+use body_wait::BodyWaits;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(FilterRoot { context_id, config: None, loader: None })
+        Box::new(FilterRoot { context_id, config: None, loader: None, body_waits: Rc::default() })
     });
 }}
 
@@ -122,6 +124,9 @@ struct FilterRoot {
     config: Option<Rc<Config>>,
     /// The consumer store this root fills, if its configuration has a `store` section.
     loader: Option<store_loader::Loader>,
+    /// Requests paused for a body that may never come (Envoy without
+    /// `allow_on_headers_stop_iteration`; see `body_wait`).
+    body_waits: Rc<BodyWaits>,
 }
 
 impl Context for FilterRoot {
@@ -138,13 +143,6 @@ impl RootContext for FilterRoot {
         let loaded = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size)
             .map_err(|e| format!("cannot read it (host status {})", e.0))
             .and_then(|bytes| Config::parse(&bytes).map_err(|e| e.to_string()))
-            .and_then(|config| match &config.body_needed_by {
-                Some(path) if on_envoy => Err(format!(
-                    "{path}: not supported on Envoy: Envoy hands a wasm filter the request body only after the \
-                     request headers have gone upstream, so the consumer's identity could no longer be added"
-                )),
-                _ => Ok(config),
-            })
             .and_then(|config| match &config.store {
                 Some(def) => store_loader::Loader::start(def, self.context_id).map(|l| (config, Some(l))),
                 None => Ok((config, None)),
@@ -153,6 +151,11 @@ impl RootContext for FilterRoot {
         match loaded {
             Ok((config, loader)) => {
                 self.loader = loader;
+                // The tick that answers requests whose body never comes (the loader, if any,
+                // ticks at the same period).
+                if on_envoy && config.body_needed_by.is_some() && abi::set_tick_period_ms(body_wait::TICK_MS).is_err() {
+                    log(LogLevel::Warn, "consumer-auth: the host refused a tick period");
+                }
                 log(
                     LogLevel::Info,
                     &format!(
@@ -171,9 +174,12 @@ impl RootContext for FilterRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Always a context (the SDK traps on None); without a configuration it fails closed.
         Some(Box::new(FilterRequest {
+            context_id,
+            body_waits: Rc::clone(&self.body_waits),
+            waiting_for_body: false,
             config: self.config.clone(),
             headers: Vec::new(),
             handoff: None,
@@ -190,10 +196,59 @@ impl RootContext for FilterRoot {
         if let Some(loader) = &mut self.loader {
             loader.on_tick();
         }
+        self.answer_bodiless_requests();
+    }
+}
+
+impl FilterRoot {
+    /// Answers the requests whose body has not come in time (see `body_wait`); stops the tick
+    /// once the body callbacks are known to come and nothing waits.
+    fn answer_bodiless_requests(&mut self) {
+        if self.body_waits.is_empty() {
+            if self.body_waits.body_seen() && self.loader.is_none() {
+                let _ = abi::set_tick_period_ms(0);
+            }
+            return;
+        }
+        let now = abi::now_nanos().unwrap_or(u64::MAX);
+        for waiting in self.body_waits.expired(now) {
+            // A context that is gone (the client left) has nothing to answer.
+            if abi::set_effective_context(waiting.context_id).is_ok() {
+                log(LogLevel::Error, body_wait::NO_BODY_LINE);
+                waiting.refusal.send();
+            }
+        }
+        let _ = abi::set_effective_context(self.context_id);
+    }
+}
+
+/// A refusal ready to send: the line to log, the counter, the local response.
+pub struct Refusal {
+    line: Option<(LogLevel, String)>,
+    plugin: &'static str,
+    reason: Reason,
+    local: LocalResponse,
+    details: &'static str,
+}
+
+impl Refusal {
+    fn send(&self) {
+        if let Some((level, line)) = &self.line {
+            log(*level, line);
+        }
+        metrics::request(self.plugin, self.reason.as_str());
+        let local = &self.local;
+        if abi::send_local_response(local.status, &local.headers, &local.body, self.details).is_err() {
+            log(LogLevel::Error, "consumer-auth: could not send the local response");
+        }
     }
 }
 
 struct FilterRequest {
+    context_id: u32,
+    body_waits: Rc<BodyWaits>,
+    /// Registered in `body_waits`.
+    waiting_for_body: bool,
     config: Option<Rc<Config>>,
     headers: Vec<Header>,
     handoff: Option<Vec<u8>>,
@@ -203,6 +258,14 @@ struct FilterRequest {
 }
 
 impl Context for FilterRequest {}
+
+impl Drop for FilterRequest {
+    fn drop(&mut self) {
+        if self.waiting_for_body {
+            self.body_waits.forget(self.context_id);
+        }
+    }
+}
 
 impl HttpContext for FilterRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -226,27 +289,31 @@ impl HttpContext for FilterRequest {
         if !self.awaiting_body {
             return Action::Continue;
         }
-        let Some(config) = self.config.clone() else {
-            return self.fail_closed("no valid configuration");
-        };
+        self.body_came();
         if body_size > MAX_BODY_BYTES {
             return self.too_large();
         }
+        // Continue before the decision would release the held headers: keep buffering.
         if !end_of_stream {
             return Action::Pause;
         }
-        self.awaiting_body = false;
-        let body = match abi::get_buffer(abi::BUFFER_REQUEST_BODY, 0, body_size) {
-            // Kong cannot hand over a body nginx buffered to a file: never judge it as empty
-            Ok(b) if b.len() < body_size => {
-                return self.fail_closed("the host gave less of the request body than it announced")
-            }
-            Ok(b) => b,
-            Err(_) => return self.fail_closed("cannot read the request body"),
-        };
-        self.decide(&config, Body::Complete(&body))
+        self.judge_body(body_size)
     }
 
+    /// A body followed by trailers ends here, not in a body callback with `end_of_stream`:
+    /// judge it now (the SDK's default, Continue, would let the held request through unjudged).
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if !self.awaiting_body {
+            return Action::Continue;
+        }
+        self.body_came();
+        // The size is not passed here: read one byte past the bound to tell.
+        match abi::get_buffer(abi::BUFFER_REQUEST_BODY, 0, MAX_BODY_BYTES + 1) {
+            Ok(b) if b.len() > MAX_BODY_BYTES => self.too_large(),
+            Ok(b) => self.judge_body(b.len()),
+            Err(_) => self.fail_closed("cannot read the request body"),
+        }
+    }
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (name, value) in std::mem::take(&mut self.response_headers) {
             if abi::add_response_header(&name, value.as_bytes()).is_err() {
@@ -255,6 +322,11 @@ impl HttpContext for FilterRequest {
         }
         Action::Continue
     }
+}
+
+/// Kong's answer to a request the filter could not judge.
+fn internal_error() -> Rejection {
+    Rejection::kong(500, "An unexpected error occurred", Reason::InternalError)
 }
 
 /// Logged once per VM: a host that refuses the handoff property.
@@ -270,6 +342,29 @@ fn warn_once_no_handoff() {
 }
 
 impl FilterRequest {
+    /// The body came for a request paused for it: the body callbacks do come on this root.
+    fn body_came(&mut self) {
+        self.waiting_for_body = false;
+        self.body_waits.saw_body(self.context_id);
+    }
+
+    /// The whole body (`body_size` bytes) is buffered: run the pipeline with it.
+    fn judge_body(&mut self, body_size: usize) -> Action {
+        self.awaiting_body = false;
+        let Some(config) = self.config.clone() else {
+            return self.fail_closed("no valid configuration");
+        };
+        let body = match abi::get_buffer(abi::BUFFER_REQUEST_BODY, 0, body_size) {
+            // Kong cannot hand over a body nginx buffered to a file: never judge it as empty
+            Ok(b) if b.len() < body_size => {
+                return self.fail_closed("the host gave less of the request body than it announced")
+            }
+            Ok(b) => b,
+            Err(_) => return self.fail_closed("cannot read the request body"),
+        };
+        self.decide(&config, Body::Complete(&body))
+    }
+
     fn handoff_property(&self) -> &'static [&'static str] {
         if on_envoy() {
             &HANDOFF_PROPERTY_ENVOY
@@ -346,6 +441,14 @@ impl FilterRequest {
                     return self.too_large();
                 }
                 self.awaiting_body = true;
+                // Until a body callback has come on this root, the body may never come (Envoy
+                // without allow_on_headers_stop_iteration): answer from the tick if it does not.
+                if on_envoy() && !self.body_waits.body_seen() && !self.waiting_for_body {
+                    let refusal = self.refusal(&internal_error());
+                    let now = abi::now_nanos().unwrap_or(0);
+                    self.body_waits.wait(self.context_id, now, refusal);
+                    self.waiting_for_body = true;
+                }
                 Action::Pause
             }
         }
@@ -418,6 +521,12 @@ impl FilterRequest {
     }
 
     fn reject(&self, rejection: &Rejection) -> Action {
+        self.refusal(rejection).send();
+        Action::Pause
+    }
+
+    /// What refusing this request with `rejection` logs, counts and answers.
+    fn refusal(&self, rejection: &Rejection) -> Refusal {
         let request_id = self.request_id();
         let plugin = if rejection.plugin.is_empty() { "consumer-auth" } else { rejection.plugin };
         // Without a configuration (fail closed) the line is always written, as an error.
@@ -425,29 +534,23 @@ impl FilterRequest {
             Some(config) => config.refusal_log_level,
             None => Some(LogLevel::Error),
         };
-        if let Some(level) = level {
-            // Never a secret: the message is one of the fixed texts, the consumer its name.
-            log(
-                level,
-                &format!(
-                    "consumer-auth: refused request_id={} plugin={plugin} reason={} status={} consumer={} message={:?}",
-                    request_id.as_deref().unwrap_or("-"),
-                    rejection.reason.as_str(),
-                    rejection.status,
-                    rejection.consumer.as_deref().unwrap_or("-"),
-                    rejection.message()
-                ),
+        // Never a secret: the message is one of the fixed texts, the consumer its name.
+        let line = level.map(|level| {
+            let line = format!(
+                "consumer-auth: refused request_id={} plugin={plugin} reason={} status={} consumer={} message={:?}",
+                request_id.as_deref().unwrap_or("-"),
+                rejection.reason.as_str(),
+                rejection.status,
+                rejection.consumer.as_deref().unwrap_or("-"),
+                rejection.message()
             );
-        }
-        metrics::request(plugin, rejection.reason.as_str());
+            (level, line)
+        });
         let local = response::render(rejection, self.header("accept"), request_id.as_deref());
         // Envoy logs the details as the response code details; Kong's ngx_wasm_module puts them
         // in the status line, where the reason phrase belongs.
         let details = if on_envoy() { "consumer_auth" } else { response::reason_phrase(local.status) };
-        if abi::send_local_response(local.status, &local.headers, &local.body, details).is_err() {
-            log(LogLevel::Error, "consumer-auth: could not send the local response");
-        }
-        Action::Pause
+        Refusal { line, plugin, reason: rejection.reason, local, details }
     }
 
     fn too_large(&mut self) -> Action {
@@ -458,6 +561,6 @@ impl FilterRequest {
     /// Never let a request through that the filter could not judge.
     fn fail_closed(&self, why: &str) -> Action {
         log(LogLevel::Error, &format!("consumer-auth: refusing request: {why}"));
-        self.reject(&Rejection::kong(500, "An unexpected error occurred", Reason::InternalError))
+        self.reject(&internal_error())
     }
 }

@@ -14,8 +14,15 @@ use crate::types::*;
 use crate::Host;
 
 enum Ev {
-    Headers { eos: bool },
-    Data { chunk: Vec<u8>, eos: bool },
+    Headers {
+        eos: bool,
+    },
+    Data {
+        chunk: Vec<u8>,
+        eos: bool,
+    },
+    /// Request trailers (they end the stream: the last body chunk had no end_of_stream).
+    Trailers,
 }
 
 /// `Err(())`: the request stopped (trap, local response or reset).
@@ -127,11 +134,17 @@ impl Host {
             }
         }
         let n = chunks.len();
-        if self.deliver(rid, Dir::Request, 0, Ev::Headers { eos: n == 0 }).is_ok() {
+        let trailers = !self.world().requests[&rid].req_trailers.is_empty();
+        if self.deliver(rid, Dir::Request, 0, Ev::Headers { eos: n == 0 && !trailers }).is_ok() {
+            let mut delivered = true;
             for (i, chunk) in chunks.into_iter().enumerate() {
-                if self.deliver(rid, Dir::Request, 0, Ev::Data { chunk, eos: i + 1 == n }).is_err() {
+                if self.deliver(rid, Dir::Request, 0, Ev::Data { chunk, eos: i + 1 == n && !trailers }).is_err() {
+                    delivered = false;
                     break;
                 }
+            }
+            if delivered && trailers {
+                let _ = self.deliver(rid, Dir::Request, 0, Ev::Trailers);
             }
         }
         self.pump(rid);
@@ -194,9 +207,16 @@ impl Host {
             Ev::Data { chunk, eos } => {
                 let size = {
                     let mut w = self.world();
+                    let hold = w.pause_holds_body && dir == Dir::Request;
                     let req = w.requests.get_mut(&rid).ok_or(())?;
                     let st = stage(req, dir, slot);
                     st.data_eos = eos;
+                    if hold && st.headers_paused {
+                        // Envoy's StopAllIteration: buffered, no callback until resumed.
+                        st.buf.extend_from_slice(&chunk);
+                        st.has_buffered = true;
+                        return Ok(());
+                    }
                     st.resume = false;
                     let body = if !st.headers_released || st.has_buffered {
                         let mut b = take(&mut st.buf);
@@ -243,6 +263,43 @@ impl Host {
                     self.deliver(rid, dir, i + 1, Ev::Data { chunk: body, eos })?;
                 }
             }
+            Ev::Trailers => {
+                let hold = {
+                    let mut w = self.world();
+                    let hold_all = w.pause_holds_body;
+                    let req = w.requests.get_mut(&rid).ok_or(())?;
+                    let st = stage(req, dir, slot);
+                    st.resume = false;
+                    hold_all && st.headers_paused
+                };
+                if hold {
+                    stage(self.world().requests.get_mut(&rid).ok_or(())?, dir, slot).trailers_held = true;
+                    return Ok(());
+                }
+                let num = {
+                    // Envoy's body buffer during the trailers callback is what the filter buffered.
+                    let mut w = self.world();
+                    let req = w.requests.get_mut(&rid).ok_or(())?;
+                    let held = take(&mut stage(req, dir, slot).buf);
+                    req.req_body = Some(held);
+                    req.req_trailers.len()
+                };
+                let action = self.callback(rid, vm, ctx, "proxy_on_request_trailers", &[ctx as i32, num as i32]);
+                let go = {
+                    let mut w = self.world();
+                    let req = w.requests.get_mut(&rid).ok_or(())?;
+                    let body = req.req_body.take().unwrap_or_default();
+                    let action = action?;
+                    let st = stage(req, dir, slot);
+                    st.buf = body;
+                    st.trailers_held = true;
+                    action == CONTINUE || take(&mut st.resume)
+                };
+                if go {
+                    // Continue from the trailers releases what the filter held: headers, body.
+                    self.release(rid, dir, i);
+                }
+            }
         }
         Ok(())
     }
@@ -284,6 +341,8 @@ impl Host {
                 }
                 req.response_complete = eos;
             }
+            (Dir::Request, Ev::Trailers) => req.upstream_complete = true,
+            (Dir::Response, Ev::Trailers) => req.response_complete = true,
         }
     }
 
@@ -319,7 +378,7 @@ impl Host {
                             let st = stage(req, dir, slot);
                             if st.resume {
                                 st.resume = false;
-                                if st.headers_paused || st.has_buffered {
+                                if st.headers_paused || st.has_buffered || st.trailers_held {
                                     found = Next::Release(dir, i);
                                     break 'outer;
                                 }
@@ -359,7 +418,7 @@ impl Host {
 
     /// A paused filter resumed (`proxy_continue_stream`): pass on its headers and buffered body.
     fn release(&mut self, rid: u64, dir: Dir, i: usize) {
-        let (send_headers, headers_eos, body, data_eos) = {
+        let (send_headers, headers_eos, body, data_eos, trailers) = {
             let mut w = self.world();
             let Some(req) = w.requests.get_mut(&rid) else { return };
             let n = req.slots.len();
@@ -370,13 +429,21 @@ impl Host {
             st.headers_paused = false;
             let had = take(&mut st.has_buffered);
             let buf = take(&mut st.buf);
-            (send_headers, st.headers_eos, had.then_some(buf), st.data_eos)
+            let trailers = take(&mut st.trailers_held);
+            (send_headers, st.headers_eos, had.then_some(buf), st.data_eos, trailers)
         };
-        if send_headers && self.deliver(rid, dir, i + 1, Ev::Headers { eos: headers_eos && body.is_none() }).is_err() {
+        if send_headers
+            && self.deliver(rid, dir, i + 1, Ev::Headers { eos: headers_eos && body.is_none() && !trailers }).is_err()
+        {
             return;
         }
         if let Some(chunk) = body {
-            let _ = self.deliver(rid, dir, i + 1, Ev::Data { chunk, eos: data_eos });
+            if self.deliver(rid, dir, i + 1, Ev::Data { chunk, eos: data_eos && !trailers }).is_err() {
+                return;
+            }
+        }
+        if trailers {
+            let _ = self.deliver(rid, dir, i + 1, Ev::Trailers);
         }
     }
 
@@ -439,7 +506,8 @@ impl Host {
 
     /// Current state of an exchange without driving it.
     pub fn exchange(&self, id: ExchangeId) -> Option<Exchange> {
-        self.world().requests.contains_key(&id.0).then(|| self.snapshot(id.0))
+        let known = self.world().requests.contains_key(&id.0);
+        known.then(|| self.snapshot(id.0))
     }
 
     fn pump_all(&mut self) {

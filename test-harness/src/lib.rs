@@ -310,6 +310,14 @@ impl Host {
         self.world().kong_quirks = true;
     }
 
+    /// Behave as Envoy without `allow_on_headers_stop_iteration` (before 1.35, or under a control
+    /// plane that does not expose it): a Pause from the request-header callback stops the whole
+    /// request, so no request body callback comes until the filter resumes it. By default the
+    /// harness behaves as Envoy with it: the headers are held and each body chunk is delivered.
+    pub fn without_stop_iteration(&mut self) {
+        self.world().pause_holds_body = true;
+    }
+
     /// Number of calls of each `proxy_*` import over the whole life of this host.
     pub fn host_calls(&self) -> std::collections::BTreeMap<String, u32> {
         self.world().host_calls.clone()

@@ -62,6 +62,8 @@ pub(crate) struct Stage {
     pub data_eos: bool,
     /// The filter called proxy_continue_stream for this direction.
     pub resume: bool,
+    /// The trailers reached this filter and wait with it (it paused, or holds its headers).
+    pub trailers_held: bool,
 }
 
 pub(crate) struct Slot {
@@ -134,6 +136,9 @@ pub(crate) struct World {
     pub refused_property_sets: Vec<Vec<u8>>,
     /// ngx_wasm_module's differences from Envoy (see `Host::kong_quirks`).
     pub kong_quirks: bool,
+    /// A Pause from the request-header callback also stops the request body callbacks (see
+    /// `Host::without_stop_iteration`).
+    pub pause_holds_body: bool,
     pub rng: u64,
     pub stdio_partial: [Vec<u8>; 2],
     pub next_request: u64,
@@ -164,6 +169,7 @@ impl World {
             host_properties: BTreeMap::new(),
             refused_property_sets: Vec::new(),
             kong_quirks: false,
+            pause_holds_body: false,
             rng: 0x2545_f491_4f6c_dd1d,
             stdio_partial: [Vec::new(), Vec::new()],
             next_request: 1,
