@@ -56,13 +56,7 @@ impl PasswordVerifier {
     pub fn verify(&self, given: &[u8]) -> bool {
         match self {
             PasswordVerifier::Sha256(expected) => bool::from(sha256(given).ct_eq(expected)),
-            PasswordVerifier::KongSha1 { digest, salt } => {
-                let mut h = Sha1::new();
-                h.update(given);
-                h.update(salt.as_bytes());
-                let got: [u8; 20] = h.finalize().into();
-                bool::from(got.ct_eq(digest))
-            }
+            PasswordVerifier::KongSha1 { digest, salt } => bool::from(kong_sha1(given, salt).ct_eq(digest)),
         }
     }
 }
@@ -224,6 +218,26 @@ pub fn content_digest(document: &[u8]) -> String {
 /// The index key of an API key.
 pub fn key_digest(key: &[u8]) -> [u8; 32] {
     sha256(key)
+}
+
+/// Kong's stored form of a basic-auth password: `sha1(password .. consumer_id)`.
+pub fn kong_sha1(password: &[u8], consumer_id: &str) -> [u8; 20] {
+    let mut h = Sha1::new();
+    h.update(password);
+    h.update(consumer_id.as_bytes());
+    h.finalize().into()
+}
+
+/// The `key_hash` value of a key-auth key: `sha256:<64 hex digits>` (what the document accepts
+/// instead of `key`; the digest it indexes the key by).
+pub fn key_hash_value(key: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(key_digest(key)))
+}
+
+/// The `password_hash` value of a basic-auth password in Kong's salted form:
+/// `hex(sha1(password .. consumer_id))` (the consumer's `id` must then be given as is).
+pub fn kong_password_hash_value(password: &[u8], consumer_id: &str) -> String {
+    hex::encode(kong_sha1(password, consumer_id))
 }
 
 /// Namespace of the deterministic ids derived when a document leaves `id` out.

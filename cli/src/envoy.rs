@@ -1,0 +1,384 @@
+//! `consumer-auth from-deck`, second half: the Envoy bootstrap for a [`Translation`].
+//!
+//! The shape is the one the project's own bootstraps use (e2e/src/bootstrap.rs, envoy/demo.yaml):
+//! every consumer-auth document is one Wasm filter in the connection manager's `http_filters`,
+//! `disabled: true`, and each route enables its own with `typed_per_filter_config` (an empty
+//! `FilterConfig`); `failure_policy: FAIL_CLOSED`, `allow_on_headers_stop_iteration: true`, V8,
+//! one `vm_id` for all of them.
+//!
+//! Routing follows Kong's router: a plain path is a prefix match, a regex path is anchored at the
+//! start; `hosts` become virtual hosts (a route without hosts is in every one, after the routes
+//! that name the host); `methods` a `:method` header matcher; routes are tried in Kong's order
+//! (more matching categories first, plain hosts before wildcards, regex paths by
+//! `regex_priority`, then plain paths longest first). The upstream path is Kong's (`path_handling`
+//! v0): the service path joined with what is left of the request path after `strip_path`.
+
+use serde_json::{json, Value};
+
+use crate::deck::{Route, RoutePath, Service, Translation};
+
+pub const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
+pub const FILTER_CONFIG: &str = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The listener, `HOST:PORT` (Kong's proxy port by default).
+    pub listen: (String, u16),
+    /// The admin interface, `HOST:PORT`.
+    pub admin: (String, u16),
+    /// The filter's `.wasm` as Envoy will open it.
+    pub wasm: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: ("0.0.0.0".into(), 8000),
+            admin: ("127.0.0.1".into(), 9901),
+            wasm: "filters/consumer_auth.wasm".into(),
+        }
+    }
+}
+
+/// `HOST:PORT` (`[v6]:PORT` too).
+pub fn parse_address(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// The name of the Wasm filter that runs document `i`.
+pub fn filter_name(i: usize) -> String {
+    format!("consumer_auth_{i}")
+}
+
+fn duration(ms: u64) -> String {
+    format!("{}s", ms as f64 / 1000.0)
+}
+
+/// RE2 text matching `s` literally.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_punctuation() && c != '/' && c != '_' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn is_ip(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Does a Kong host pattern (`a.example.com`, `*.example.com`, `example.*`) match `host`?
+fn host_matches(pattern: &str, host: &str) -> bool {
+    if let Some(suffix) = pattern.strip_prefix('*') {
+        host.len() > suffix.len() && host.ends_with(suffix)
+    } else if let Some(prefix) = pattern.strip_suffix('*') {
+        host.len() > prefix.len() && host.starts_with(prefix)
+    } else {
+        pattern == host
+    }
+}
+
+/// One Envoy route with Kong's ordering key (higher first, then file order).
+struct Entry {
+    key: (u8, u8, u8, i64, usize),
+    order: usize,
+    value: Value,
+}
+
+/// The match and rewrite of each Envoy route a Kong route's path becomes (an exact-match route
+/// first where Kong's path join treats "nothing left" apart).
+fn path_rules(path: &RoutePath, strip: bool, service_path: &str) -> Vec<(Value, Option<Value>)> {
+    let base = service_path.trim_end_matches('/');
+    let joined = |rest: &str| -> String {
+        let p = format!("{base}{rest}");
+        if p.is_empty() {
+            "/".into()
+        } else {
+            p
+        }
+    };
+    let rewrite = |pattern: String, substitution: String| json!({ "regex_rewrite": { "pattern": { "regex": pattern }, "substitution": substitution } });
+    // Not stripped: the service path in front of the whole request path.
+    let prepend = || if service_path == "/" { None } else { Some(rewrite("^/".into(), joined("/"))) };
+    match (path, strip) {
+        (RoutePath::Prefix(p), true) => {
+            // Nothing left after the prefix: the service path, with the request's trailing slash.
+            let exact =
+                if p == "/" { service_path.to_string() } else { joined(if p.ends_with('/') { "/" } else { "" }) };
+            vec![
+                (json!({ "path": p }), Some(json!({ "prefix_rewrite": exact }))),
+                (json!({ "prefix": p }), Some(rewrite(format!("^{}/?", regex_escape(p)), joined("/")))),
+            ]
+        }
+        (RoutePath::Prefix(p), false) => {
+            let mut rules = Vec::new();
+            if p == "/" && service_path != "/" && !service_path.ends_with('/') {
+                rules.push((json!({ "path": "/" }), Some(json!({ "prefix_rewrite": service_path }))));
+            }
+            rules.push((json!({ "prefix": p }), prepend()));
+            rules
+        }
+        (RoutePath::Regex(re), true) => {
+            let re = re.strip_prefix('^').unwrap_or(re);
+            let whole = if base.is_empty() {
+                rewrite("^.*$".into(), "/".into())
+            } else {
+                rewrite("^.*?(/?)$".into(), format!("{base}\\1"))
+            };
+            vec![
+                (json!({ "safe_regex": { "regex": re } }), Some(whole)),
+                (
+                    json!({ "safe_regex": { "regex": format!("(?:{re}).*") } }),
+                    Some(rewrite(format!("^(?:{re})/?"), joined("/"))),
+                ),
+            ]
+        }
+        (RoutePath::Regex(re), false) => {
+            let re = re.strip_prefix('^').unwrap_or(re);
+            vec![(json!({ "safe_regex": { "regex": format!("(?:{re}).*") } }), prepend())]
+        }
+    }
+}
+
+/// The Envoy routes of one Kong route in the virtual host of `domain` (`None`: the catch-all).
+fn route_entries(route: &Route, order: usize, service: &Service, cluster: &str, domain: Option<&str>) -> Vec<Entry> {
+    let plain_host = u8::from(domain.is_some_and(|d| !d.contains('*') && route.hosts.iter().any(|h| h == d)));
+    let categories = u8::from(!route.hosts.is_empty()) + u8::from(!route.methods.is_empty()) + 1;
+    let paths = if route.paths.is_empty() { vec![RoutePath::Prefix("/".into())] } else { route.paths.clone() };
+    let strip = route.strip_path && !route.paths.is_empty();
+    let mut out = Vec::new();
+    for path in &paths {
+        let (regex, length) = match path {
+            RoutePath::Regex(r) => (1, r.len()),
+            RoutePath::Prefix(p) => (0, p.len()),
+        };
+        let priority = if regex == 1 { route.regex_priority } else { 0 };
+        for (matcher, rewrite) in path_rules(path, strip, &service.path) {
+            let mut m = matcher;
+            if !route.methods.is_empty() {
+                let string_match = if route.methods.len() == 1 {
+                    json!({ "exact": route.methods[0] })
+                } else {
+                    json!({ "safe_regex": { "regex": route.methods.join("|") } })
+                };
+                m["headers"] = json!([{ "name": ":method", "string_match": string_match }]);
+            }
+            let mut action = json!({ "cluster": cluster, "timeout": duration(service.read_timeout_ms) });
+            if !route.preserve_host {
+                action["host_rewrite_literal"] = Value::String(service.upstream_host());
+            }
+            if let Some(Value::Object(rw)) = rewrite {
+                for (k, v) in rw {
+                    action[k] = v;
+                }
+            }
+            if service.retries > 0 {
+                action["retry_policy"] = json!({ "retry_on": "connect-failure", "num_retries": service.retries });
+            }
+            let path_text = match path {
+                RoutePath::Prefix(p) => p.clone(),
+                RoutePath::Regex(r) => format!("~{r}"),
+            };
+            let mut value = json!({ "name": format!("{} {}", route.at, path_text), "match": m, "route": action });
+            if let Some(d) = route.document {
+                value["typed_per_filter_config"] = json!({ filter_name(d): { "@type": FILTER_CONFIG, "config": {} } });
+            }
+            out.push(Entry {
+                key: (categories, plain_host, regex, priority, length),
+                order: order * 1000 + out.len(),
+                value,
+            });
+        }
+    }
+    out
+}
+
+/// Kong's answer when no route matches.
+fn no_route() -> Value {
+    json!({
+        "name": "no route matched",
+        "match": { "prefix": "/" },
+        "direct_response": { "status": 404, "body": { "inline_string": "{\"message\":\"no Route matched with those values\"}" } },
+        "response_headers_to_add": [ { "header": { "key": "content-type", "value": "application/json; charset=utf-8" } } ]
+    })
+}
+
+/// The Envoy bootstrap (as JSON) for `t`.
+pub fn bootstrap(t: &Translation, o: &Options) -> Value {
+    let emitted: Vec<(usize, &Route)> = t.routes.iter().enumerate().filter(|(_, r)| r.left_out.is_none()).collect();
+    let cluster_of = |r: &Route| t.services[r.service].cluster_name(r.service);
+
+    // Virtual hosts: one per host named by a route (the routes that match it, then the routes
+    // without hosts), and `*` with the routes without hosts.
+    let mut domains: Vec<String> = Vec::new();
+    for (_, r) in &emitted {
+        for h in &r.hosts {
+            if !domains.contains(h) {
+                domains.push(h.clone());
+            }
+        }
+    }
+    let mut groups: Vec<(Vec<String>, Vec<Value>)> = Vec::new();
+    let mut add = |domain: Option<&str>| {
+        let mut entries = Vec::new();
+        for (i, r) in &emitted {
+            let applies = match domain {
+                None => r.hosts.is_empty(),
+                Some(d) if d.contains('*') => r.hosts.is_empty() || r.hosts.iter().any(|h| h == d),
+                Some(d) => r.hosts.is_empty() || r.hosts.iter().any(|h| host_matches(h, d)),
+            };
+            if applies {
+                let service = &t.services[r.service];
+                entries.extend(route_entries(r, *i, service, &cluster_of(r), domain));
+            }
+        }
+        entries.sort_by(|a, b| b.key.cmp(&a.key).then(a.order.cmp(&b.order)));
+        let mut routes: Vec<Value> = entries.into_iter().map(|e| e.value).collect();
+        routes.push(no_route());
+        let name = domain.unwrap_or("*").to_string();
+        match groups.iter_mut().find(|(_, rs)| *rs == routes) {
+            Some((names, _)) => names.push(name),
+            None => groups.push((vec![name], routes)),
+        }
+    };
+    for d in &domains {
+        add(Some(d));
+    }
+    add(None);
+    let virtual_hosts: Vec<Value> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (domains, routes))| {
+            let name = if domains.iter().any(|d| d == "*") { "default".to_string() } else { format!("hosts_{i}") };
+            json!({ "name": name, "domains": domains, "routes": routes })
+        })
+        .collect();
+
+    let mut http_filters: Vec<Value> =
+        t.documents.iter().enumerate().map(|(i, doc)| wasm_filter(&filter_name(i), doc, &o.wasm)).collect();
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+    }));
+
+    let mut clusters = Vec::new();
+    let mut used: Vec<usize> = emitted.iter().map(|(_, r)| r.service).collect();
+    used.sort_unstable();
+    used.dedup();
+    for si in used {
+        clusters.push(cluster(&t.services[si], &t.services[si].cluster_name(si)));
+    }
+
+    json!({
+        "admin": { "address": { "socket_address": { "address": o.admin.0, "port_value": o.admin.1 } } },
+        "stats_config": stats_config(),
+        "static_resources": {
+            "listeners": [{
+                "name": "kong_proxy",
+                "address": { "socket_address": { "address": o.listen.0, "port_value": o.listen.1 } },
+                "filter_chains": [{
+                    "filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "ingress",
+                            // Kong matches a host without its port.
+                            "strip_any_host_port": true,
+                            "normalize_path": true,
+                            "route_config": { "name": "kong_routes", "virtual_hosts": virtual_hosts },
+                            "http_filters": http_filters
+                        }
+                    }]
+                }]
+            }],
+            "clusters": clusters
+        }
+    })
+}
+
+/// One consumer-auth instance: disabled here, enabled by the routes that run it.
+fn wasm_filter(name: &str, document: &str, wasm: &str) -> Value {
+    json!({
+        "name": name,
+        "disabled": true,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": "consumer_auth",
+                // Never FAIL_OPEN: a crashed filter would let everything through.
+                "failure_policy": "FAIL_CLOSED",
+                // Envoy 1.35+: key_in_body / validate_request_body read the body before the headers go on.
+                "allow_on_headers_stop_iteration": true,
+                "configuration": { "@type": STRING_VALUE, "value": document },
+                "vm_config": {
+                    "vm_id": "consumer_auth",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": wasm } }
+                }
+            }
+        }
+    })
+}
+
+fn cluster(s: &Service, name: &str) -> Value {
+    let mut c = json!({
+        "name": name,
+        "type": if is_ip(&s.host) { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": duration(s.connect_timeout_ms),
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": {
+                "address": s.host, "port_value": s.port } } } }] }]
+        }
+    });
+    if !is_ip(&s.host) {
+        c["dns_lookup_family"] = json!("V4_PREFERRED");
+    }
+    if s.scheme == "https" {
+        let mut tls =
+            json!({ "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext" });
+        if !is_ip(&s.host) {
+            tls["sni"] = Value::String(s.host.clone());
+        }
+        c["transport_socket"] = json!({ "name": "envoy.transport_sockets.tls", "typed_config": tls });
+    }
+    c
+}
+
+/// consumer-auth's metrics as Prometheus labels (as in envoy/demo.yaml).
+fn stats_config() -> Value {
+    json!({
+        "stats_tags": [
+            { "tag_name": "plugin", "regex": "^wasmcustom\\.consumer_auth_requests_total(\\.plugin\\.([^.]+))" },
+            { "tag_name": "outcome",
+              "regex": "^wasmcustom\\.consumer_auth_\\w+_total(?:\\.plugin\\.[^.]+)?(?:\\.store\\.[^.]+)?(\\.outcome\\.([^.]+))$" },
+            { "tag_name": "store", "regex": "^wasmcustom\\.consumer_auth_store_\\w+(\\.store\\.([^.]+))" }
+        ]
+    })
+}
+
+/// The bootstrap as YAML, after a comment saying where it came from and what was left out.
+pub fn to_yaml(t: &Translation, bootstrap: &Value, source: &str) -> Result<String, String> {
+    let body = serde_norway::to_string(bootstrap).map_err(|e| e.to_string())?;
+    let emitted = t.routes.iter().filter(|r| r.left_out.is_none()).count();
+    let mut head = format!(
+        "# Envoy bootstrap generated by `consumer-auth from-deck` from {source} (decK format {}):\n\
+         # {emitted} of {} routes, {} consumer-auth filter configurations.\n",
+        t.format_version,
+        t.routes.len(),
+        t.documents.len()
+    );
+    for r in t.routes.iter().filter(|r| r.left_out.is_some()) {
+        head.push_str(&format!("# left out: {} ({})\n", r.at, r.left_out.as_deref().unwrap_or_default()));
+    }
+    Ok(format!("{head}{body}"))
+}
