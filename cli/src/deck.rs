@@ -1158,7 +1158,6 @@ fn normalise_config(name: &str, config: Option<&Value>) -> Result<Value, (String
     let mut out = Map::new();
     let Some(config) = config else { return Ok(Value::Object(out)) };
     let Some(map) = config.as_object() else { return Err((String::new(), "expected a record".into())) };
-    let policy_local = map.get("policy").and_then(Value::as_str).is_none_or(|p| p == "local");
     let limit_by = map.get("limit_by").and_then(Value::as_str).unwrap_or("consumer");
     for (k, v) in map {
         if v.is_null() {
@@ -1167,9 +1166,10 @@ fn normalise_config(name: &str, config: Option<&Value>) -> Result<Value, (String
         let dropped = match (name, k.as_str()) {
             ("acl", "include_consumer_groups" | "always_use_authenticated_groups") => v == &Value::Bool(false),
             ("request-termination", "echo") => v == &Value::Bool(false),
-            // Only the redis and cluster policies use these; the filter's policy is local.
-            ("rate-limiting", "redis" | "sync_rate") => policy_local,
-            ("rate-limiting", f) if f.starts_with("redis_") => policy_local,
+            // Only the redis and cluster policies use these (the filter refuses those policies
+            // by name, and its own is local).
+            ("rate-limiting", "redis" | "sync_rate") => true,
+            ("rate-limiting", f) if f.starts_with("redis_") => true,
             ("rate-limiting", "fault_tolerant") => v == &Value::Bool(true),
             ("rate-limiting", "header_name") => limit_by != "header",
             ("rate-limiting", "path") => limit_by != "path",
