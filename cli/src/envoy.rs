@@ -9,8 +9,8 @@
 //! Routing follows Kong's router: a plain path is a prefix match, a regex path is anchored at the
 //! start; `hosts` become virtual hosts (a route without hosts is in every one, after the routes
 //! that name the host); `methods` a `:method` header matcher; routes are tried in Kong's order
-//! (more matching categories first, plain hosts before wildcards, regex paths by
-//! `regex_priority`, then plain paths longest first). The upstream path is Kong's (`path_handling`
+//! (more matching attributes first, plain hosts before wildcards, regex paths by
+//! `regex_priority`, then the longest plain path). The upstream path is Kong's (`path_handling`
 //! v0): the service path joined with what is left of the request path after `strip_path`.
 
 use serde_json::{json, Value};
@@ -148,19 +148,22 @@ fn path_rules(path: &RoutePath, strip: bool, service_path: &str) -> Vec<(Value, 
     }
 }
 
-/// The Envoy routes of one Kong route in the virtual host of `domain` (`None`: the catch-all).
-fn route_entries(route: &Route, order: usize, service: &Service, cluster: &str, domain: Option<&str>) -> Vec<Entry> {
-    let plain_host = u8::from(domain.is_some_and(|d| !d.contains('*') && route.hosts.iter().any(|h| h == d)));
-    let categories = u8::from(!route.hosts.is_empty()) + u8::from(!route.methods.is_empty()) + 1;
+/// The Envoy routes of one Kong route.
+fn route_entries(route: &Route, order: usize, service: &Service, cluster: &str) -> Vec<Entry> {
+    // Kong's priority of a route (its router's "traditional_compatible" flavour): the number of
+    // matching attributes, hosts all plain (no wildcard), a regex path and its regex_priority,
+    // the longest plain path; then file order.
+    let categories =
+        u8::from(!route.hosts.is_empty()) + u8::from(!route.methods.is_empty()) + u8::from(!route.paths.is_empty());
+    let plain_hosts = u8::from(!route.hosts.is_empty() && route.hosts.iter().all(|h| !h.contains('*')));
+    let regex = u8::from(route.paths.iter().any(|p| matches!(p, RoutePath::Regex(_))));
+    let regex_priority = if regex == 1 { route.regex_priority } else { 0 };
+    let longest = route.paths.iter().map(|p| if let RoutePath::Prefix(p) = p { p.len() } else { 0 }).max().unwrap_or(0);
+    let key = (categories, plain_hosts, regex, regex_priority, longest);
     let paths = if route.paths.is_empty() { vec![RoutePath::Prefix("/".into())] } else { route.paths.clone() };
     let strip = route.strip_path && !route.paths.is_empty();
     let mut out = Vec::new();
     for path in &paths {
-        let (regex, length) = match path {
-            RoutePath::Regex(r) => (1, r.len()),
-            RoutePath::Prefix(p) => (0, p.len()),
-        };
-        let priority = if regex == 1 { route.regex_priority } else { 0 };
         for (matcher, rewrite) in path_rules(path, strip, &service.path) {
             let mut m = matcher;
             if !route.methods.is_empty() {
@@ -191,11 +194,7 @@ fn route_entries(route: &Route, order: usize, service: &Service, cluster: &str, 
             if let Some(d) = route.document {
                 value["typed_per_filter_config"] = json!({ filter_name(d): { "@type": FILTER_CONFIG, "config": {} } });
             }
-            out.push(Entry {
-                key: (categories, plain_host, regex, priority, length),
-                order: order * 1000 + out.len(),
-                value,
-            });
+            out.push(Entry { key, order: order * 1000 + out.len(), value });
         }
     }
     out
@@ -237,7 +236,7 @@ pub fn bootstrap(t: &Translation, o: &Options) -> Value {
             };
             if applies {
                 let service = &t.services[r.service];
-                entries.extend(route_entries(r, *i, service, &cluster_of(r), domain));
+                entries.extend(route_entries(r, *i, service, &cluster_of(r)));
             }
         }
         entries.sort_by(|a, b| b.key.cmp(&a.key).then(a.order.cmp(&b.order)));

@@ -241,3 +241,63 @@ fn unsupported_plugins_are_refused_or_left_out_never_open() {
     no_route(&Request::get("/by-header").header("x-version", "2").send(port));
     no_route(&Request::get("/balanced").send(port));
 }
+
+#[test]
+fn upstream_paths_follow_kongs_path_handling_v0() {
+    let echo = EchoServer::start();
+    let run = from_deck("paths.yaml", &echo, &[]);
+    let envoy = envoy("paths.yaml", &run);
+    let path_of = |r: Request| {
+        let resp = r.send(envoy.port);
+        resp.upstream().map(|u| u.path).unwrap_or_else(|| format!("{} {}", resp.status, resp.text()))
+    };
+    let cases = [
+        // Kong's docs table: service path /s.
+        ("/tv0req", "/s/req"),
+        ("/tv0", "/s"),
+        ("/tv0/req", "/s/req"),
+        ("/tv0/", "/s/"),
+        ("/fv0req", "/s/fv0req"),
+        ("/fv0", "/s/fv0"),
+        ("/fv0/req", "/s/fv0/req"),
+        ("/fv0/", "/s/fv0/"),
+        ("/tv0req?a=1&b=2", "/s/req?a=1&b=2"),
+        // Regex paths: anchored at the start; strip_path takes the matched part.
+        ("/r/12/abc", "/s/abc"),
+        ("/r/12", "/s"),
+        ("/k/7", "/s/k/7"),
+        // Service path /s/.
+        ("/slash/req", "/s/req"),
+        ("/slash", "/s"),
+        ("/slash/", "/s/"),
+        ("/slash-kept/x", "/s/slash-kept/x"),
+        // No service path.
+        ("/root/a/b", "/a/b"),
+        ("/root", "/"),
+    ];
+    let mut wrong = Vec::new();
+    for (request, upstream) in cases {
+        let got = path_of(Request::get(request));
+        if got != upstream {
+            wrong.push(format!("{request}: expected {upstream}, got {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // No route matched.
+    no_route(&Request::get("/k/7/more").send(envoy.port));
+    no_route(&Request::get("/r/x").send(envoy.port));
+    // hosts: the route without paths takes every path on its hosts (wildcards too), and the port
+    // of the Host header does not matter.
+    assert_eq!(path_of(Request::get("/any/thing").header("Host", "api.example.com")), "/any/thing");
+    assert_eq!(path_of(Request::get("/x").header("Host", "a.b.example.org:8000")), "/x");
+    no_route(&Request::get("/any/thing").header("Host", "other.example.com").send(envoy.port));
+    // Kong's route priority: hosts-only (one attribute, hosts not all plain) against root-tv0 (one
+    // attribute, a 5-character plain path): the longer plain path wins.
+    assert_eq!(path_of(Request::get("/root/a").header("Host", "api.example.com")), "/a");
+    // by-method (methods and paths: two attributes) comes before root-tv0 for a DELETE.
+    let r = Request::new("DELETE", "/root/z").send(envoy.port);
+    assert!(r.expect_upstream().path == "/z");
+    assert!(
+        run.yaml.find("services[2].routes[2] /root").unwrap() < run.yaml.find("services[2].routes[0] /root").unwrap()
+    );
+}
