@@ -10,7 +10,7 @@
 //!   [`consumer_auth::config::parse_consumers_document`], what the store loader runs on a fetched
 //!   document.
 
-use consumer_auth::config::{self, Config, StoreContent};
+use consumer_auth::config::{self, Config, ConsumerSource, StoreContent};
 use serde_json::Value;
 
 /// Which validation a document gets.
@@ -56,7 +56,10 @@ pub fn check_document(bytes: &[u8], kind: Kind) -> Result<String, String> {
                         def.name, s.upstream, s.path, s.refresh_seconds
                     )),
                 },
-                None => Ok(format!("{} consumers, {plugins} plugins", c.inline_consumers())),
+                None => match &c.consumers {
+                    ConsumerSource::Store(name) => Ok(format!("consumers from store '{name}', {plugins} plugins")),
+                    ConsumerSource::Inline(_) => Ok(format!("{} consumers, {plugins} plugins", c.inline_consumers())),
+                },
             }
         }
     }
