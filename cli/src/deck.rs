@@ -1184,3 +1184,302 @@ fn normalise_config(name: &str, config: Option<&Value>) -> Result<Value, (String
     }
     Ok(Value::Object(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strict(text: &str) -> Result<Translation, Vec<String>> {
+        translate(text, &Options::default()).map_err(|Refused(e)| e)
+    }
+
+    fn skipping(text: &str) -> Translation {
+        translate(text, &Options { skip_unsupported: true }).unwrap_or_else(|Refused(e)| panic!("{e:?}"))
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match strict(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    /// The plugin entries of a route's document: (name, consumer reference, config).
+    fn plugins_of(t: &Translation, route: &str) -> Vec<(String, Option<String>, Value)> {
+        let r = t.routes.iter().find(|r| r.name.as_deref() == Some(route)).expect("route");
+        let Some(d) = r.document else { return Vec::new() };
+        let doc: Value = serde_json::from_str(&t.documents[d]).unwrap();
+        doc["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let consumer = p.get("consumer").and_then(Value::as_str).map(str::to_string);
+                (p["name"].as_str().unwrap().to_string(), consumer, p["config"].clone())
+            })
+            .collect()
+    }
+
+    const SERVICE: &str =
+        "services:\n- name: s\n  url: http://up.internal:8080/base\n  routes:\n  - name: r\n    paths: [/r]\n";
+
+    #[test]
+    fn format_versions() {
+        assert_eq!(errors("services: []"), ["_format_version: required field missing"]);
+        assert_eq!(errors("_format_version: '2.0'"), ["_format_version: '2.0' is not supported (1.1, 2.1, 3.0)"]);
+        for v in ["'1.1'", "2.1", "\"3.0\"", "3.0"] {
+            assert!(strict(&format!("_format_version: {v}\n{SERVICE}")).is_ok(), "{v}");
+        }
+        assert_eq!(errors("_format_version: '3.0'\nfoo: 1"), ["foo: unknown field"]);
+    }
+
+    #[test]
+    fn regex_paths_by_format() {
+        let deck = |v: &str| {
+            format!(
+                "_format_version: '{v}'\nservices:\n- name: s\n  host: h\n  routes:\n  - name: r\n    paths: ['/a/\\d+', '~/b/\\d+', '/plain-path_1.2~%41']\n"
+            )
+        };
+        let t = strict(&deck("3.0")).unwrap();
+        assert_eq!(
+            t.routes[0].paths,
+            [
+                RoutePath::Prefix("/a/\\d+".into()),
+                RoutePath::Regex("/b/\\d+".into()),
+                RoutePath::Prefix("/plain-path_1.2~%41".into())
+            ]
+        );
+        for v in ["1.1", "2.1"] {
+            let t = strict(&deck(v).replace("'~/b/\\d+', ", "")).unwrap();
+            assert_eq!(
+                t.routes[0].paths,
+                [RoutePath::Regex("/a/\\d+".into()), RoutePath::Prefix("/plain-path_1.2~%41".into())],
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn services_from_a_url_or_fields() {
+        let t = strict(
+            "_format_version: '3.0'\nservices:\n- name: a\n  url: https://api.example.com/v1\n- name: b\n  protocol: https\n  host: 10.0.0.1\n- name: c\n  host: c.internal\n  port: 3000\n  path: /p\n  connect_timeout: 1500\n- name: d\n  url: http://[::1]:81\n",
+        )
+        .unwrap();
+        let s = |i: usize| {
+            let s = &t.services[i];
+            (s.scheme.as_str(), s.host.as_str(), s.port, s.path.as_str())
+        };
+        assert_eq!(s(0), ("https", "api.example.com", 443, "/v1"));
+        // Kong's port default is 80 whatever the protocol.
+        assert_eq!(s(1), ("https", "10.0.0.1", 80, "/"));
+        assert_eq!(s(2), ("http", "c.internal", 3000, "/p"));
+        assert_eq!(t.services[2].connect_timeout_ms, 1500);
+        assert_eq!(s(3), ("http", "::1", 81, "/"));
+        assert_eq!(t.services[1].upstream_host(), "10.0.0.1:80");
+        assert_eq!(t.services[0].upstream_host(), "api.example.com");
+    }
+
+    #[test]
+    fn kongs_precedence_for_the_effective_plugin_set() {
+        let t = strict(
+            r#"_format_version: "3.0"
+services:
+- name: s
+  host: up
+  plugins:
+  - name: key-auth
+    config: { key_names: [service] }
+  routes:
+  - name: with-route-plugin
+    paths: [/a]
+    plugins:
+    - name: key-auth
+      config: { key_names: [route] }
+  - name: service-only
+    paths: [/b]
+  - name: route-and-service
+    paths: [/c]
+- name: other
+  host: up2
+  routes:
+  - name: global-only
+    paths: [/d]
+plugins:
+- name: key-auth
+  config: { key_names: [global] }
+- name: key-auth
+  route: route-and-service
+  service: s
+  config: { key_names: [route-and-service] }
+- name: rate-limiting
+  config: { minute: 100 }
+- name: rate-limiting
+  consumer: bob
+  config: { minute: 10 }
+- name: rate-limiting
+  consumer: bob
+  service: s
+  config: { minute: 20 }
+consumers:
+- username: bob
+  keyauth_credentials: [{ key: k }]
+  plugins:
+  - name: rate-limiting
+    route: with-route-plugin
+    config: { minute: 30 }
+"#,
+        )
+        .unwrap();
+        let key_names = |route: &str| {
+            plugins_of(&t, route).into_iter().find(|p| p.0 == "key-auth").map(|p| p.2["key_names"][0].clone())
+        };
+        assert_eq!(key_names("with-route-plugin"), Some(json!("route")));
+        assert_eq!(key_names("service-only"), Some(json!("service")));
+        assert_eq!(key_names("route-and-service"), Some(json!("route-and-service")));
+        assert_eq!(key_names("global-only"), Some(json!("global")));
+        let bobs = |route: &str| {
+            plugins_of(&t, route)
+                .into_iter()
+                .filter(|p| p.0 == "rate-limiting")
+                .map(|p| (p.1, p.2["minute"].clone()))
+                .collect::<Vec<_>>()
+        };
+        // Unscoped: the global 100; bob: consumer+route > consumer+service > consumer.
+        assert_eq!(bobs("with-route-plugin"), [(None, json!(100)), (Some("bob".into()), json!(30))]);
+        assert_eq!(bobs("service-only"), [(None, json!(100)), (Some("bob".into()), json!(20))]);
+        assert_eq!(bobs("global-only"), [(None, json!(100)), (Some("bob".into()), json!(10))]);
+        // rate-limiting counts per route as in Kong: no two routes share a document.
+        let docs: Vec<_> = t.routes.iter().map(|r| r.document.unwrap()).collect();
+        assert_eq!(docs, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn routes_with_the_same_plugin_set_share_one_document() {
+        let t = strict(
+            "_format_version: '3.0'\nservices:\n- name: s\n  host: up\n  routes:\n  - { name: a, paths: [/a] }\n  - { name: b, paths: [/b] }\n  - name: c\n    paths: [/c]\n    plugins: [{ name: acl, config: { allow: [x] } }]\n- name: open\n  host: up\n  enabled: true\n  routes: [{ name: d, paths: [/d] }]\nplugins:\n- { name: key-auth, service: s }\n",
+        )
+        .unwrap();
+        let docs: Vec<_> = t.routes.iter().map(|r| r.document).collect();
+        assert_eq!(docs, [Some(0), Some(0), Some(1), None]);
+        assert_eq!(t.documents.len(), 2);
+    }
+
+    #[test]
+    fn refusals_name_the_deck_path() {
+        let deck = |plugins: &str, consumers: &str| {
+            let block = |s: &str| if s == "[]" { "  []".to_string() } else { s.to_string() };
+            format!("_format_version: '3.0'\n{SERVICE}plugins:\n{}\nconsumers:\n{}\n", block(plugins), block(consumers))
+        };
+        let one = |plugins: &str, consumers: &str| errors(&deck(plugins, consumers));
+        assert_eq!(
+            one("- { name: key-auth, config: { key_names: ['a b'] } }", "[]"),
+            ["plugins[0].config.key_names[0]: bad header name 'a b', allowed characters are A-Z, a-z, 0-9, '_', and '-'"]
+        );
+        assert_eq!(
+            one("- { name: key-auth, config: { anonymous: nobody } }", "[]"),
+            ["plugins[0].config.anonymous: anonymous consumer 'nobody' not found"]
+        );
+        assert_eq!(one("- { name: key-auth, service: nope }", "[]"), ["plugins[0].service: service 'nope' not found"]);
+        assert_eq!(
+            one("[]", "- username: a\n  plugins: [{ name: key-auth }]"),
+            ["consumers[0].plugins[0].consumer: value must be null ('key-auth' cannot be scoped to a consumer)"]
+        );
+        assert_eq!(
+            one("- { name: acl, config: { allow: [a] } }\n- { name: acl, config: { allow: [b] } }", "[]"),
+            ["plugins[1]: duplicate plugin 'acl' (also at plugins[0])"]
+        );
+        assert_eq!(
+            one("[]", "- { username: a, keyauth_credentials: [{ key: k }] }\n- { username: b, keyauth_credentials: [{ key: k }] }"),
+            ["consumers[1].keyauth_credentials[0].key: duplicate key (also used by consumers[0])"]
+        );
+        assert_eq!(
+            one("[]", "- { username: a, id: nope, basicauth_credentials: [{ username: a, password: 4a960d96a12a4fb191dbf1f844ccca4e577cc619 }] }"),
+            ["consumers[0].id: expected a valid UUID"]
+        );
+        assert_eq!(
+            one("[]", "- { username: a, basicauth_credentials: [{ username: a, password: 4a960d96a12a4fb191dbf1f844ccca4e577cc619 }] }"),
+            ["consumers[0].basicauth_credentials[0].password: Kong's stored hash is salted with the consumer's id, which consumers[0] does not give"]
+        );
+        assert_eq!(
+            one("- { name: oauth2 }\n- { name: cors }", "- { username: a, keyauth_credentials: [{ key: k, ttl: 60 }] }"),
+            [
+                "consumers[0].keyauth_credentials[0].ttl: a key with a ttl is not supported (its expiry instant is not in the file)",
+                "plugins[0]: plugin 'oauth2' is not supported",
+                "plugins[1]: plugin 'cors' is not supported",
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_left_out_keep_the_deck_paths_of_the_others() {
+        let deck = "_format_version: '3.0'\nconsumers:\n- { username: a, keyauth_credentials: [{ key: x }] }\n- { username: b, keyauth_credentials: [{ key: t, ttl: 5 }, { key: x }] }\n";
+        let e = translate(deck, &Options { skip_unsupported: true }).err().unwrap();
+        assert_eq!(e.0, ["consumers[1].keyauth_credentials[1].key: duplicate key (also used by consumers[0])"]);
+    }
+
+    #[test]
+    fn a_kong_dumps_hashed_password_is_read_as_its_hash() {
+        let id = "0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77";
+        let hashed = consumer_auth::consumers::kong_password_hash_value(b"pw", id);
+        let deck = format!(
+            "_format_version: '3.0'\n{SERVICE}    plugins: [{{ name: basic-auth }}]\nconsumers:\n- id: {id}\n  username: a\n  basicauth_credentials:\n  - {{ username: a, password: {hashed} }}\n  - {{ username: b, password: plain }}\n"
+        );
+        let t = strict(&deck).unwrap();
+        let doc: Value = serde_json::from_str(&t.documents[0]).unwrap();
+        let creds = &doc["consumers"][0]["basicauth_credentials"];
+        assert_eq!(creds[0], json!({ "username": "a", "password_hash": hashed }));
+        assert_eq!(creds[1], json!({ "username": "b", "password": "plain" }));
+        assert_eq!(t.notes.len(), 1);
+        // `_transform: false`: every password is Kong's hash, without a note.
+        let t =
+            strict(&deck.replace("plain", &"ab".repeat(20)).replace("'3.0'\n", "'3.0'\n_transform: false\n")).unwrap();
+        let doc: Value = serde_json::from_str(&t.documents[0]).unwrap();
+        assert!(doc["consumers"][0]["basicauth_credentials"][1].get("password_hash").is_some());
+    }
+
+    #[test]
+    fn dump_defaults_are_dropped_and_disabled_plugins_ignored() {
+        let t = strict(&format!(
+            "_format_version: '3.0'\n{SERVICE}plugins:\n- name: rate-limiting\n  config: {{ minute: 5, hour: null, policy: local, fault_tolerant: true, redis: {{ host: null, port: 6379 }}, redis_timeout: 2000, sync_rate: -1, header_name: null }}\n- name: acl\n  config: {{ allow: [a], deny: null, include_consumer_groups: false }}\n- name: request-termination\n  enabled: false\n  config: {{ status_code: 999 }}\n- name: cors\n  enabled: false\n- name: prometheus\n  protocols: [grpc]\n"
+        ))
+        .unwrap();
+        let p = plugins_of(&t, "r");
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].2, json!({ "minute": 5, "policy": "local" }));
+        assert_eq!(p[1].2, json!({ "allow": ["a"] }));
+        assert_eq!(
+            errors(&format!("_format_version: '3.0'\n{SERVICE}plugins:\n- {{ name: acl, config: {{ allow: [a], include_consumer_groups: true }} }}\n")),
+            ["plugins[0].config.include_consumer_groups: unknown field"]
+        );
+    }
+
+    #[test]
+    fn skip_unsupported_drops_or_leaves_out_never_opens() {
+        let deck = "_format_version: '3.0'\nservices:\n- name: s\n  host: up\n  routes:\n  - name: a\n    paths: [/a]\n    plugins: [{ name: ldap-auth }, { name: key-auth }]\n  - name: b\n    paths: [/b]\n    plugins: [{ name: cors }, { name: key-auth }]\n  - name: c\n    paths: [/c]\n    plugins: [{ name: key-auth, config: { bogus: 1 } }]\n  - name: d\n    paths: [/d]\n    plugins: [{ name: request-termination, protocols: [https] }]\n  - name: e\n    paths: [/e]\n    snis: [x.example.com]\n";
+        assert_eq!(errors(deck).len(), 5);
+        let t = skipping(deck);
+        let left_out: Vec<_> =
+            t.routes.iter().filter(|r| r.left_out.is_some()).map(|r| r.name.clone().unwrap()).collect();
+        assert_eq!(left_out, ["a", "c", "d", "e"]);
+        assert_eq!(plugins_of(&t, "b").iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["key-auth"]);
+        assert!(t.warnings.iter().any(|w| w == "services[0].routes[0].plugins[0]: plugin 'ldap-auth' is not supported; the routes it applies to are left out"), "{:?}", t.warnings);
+        assert!(t.warnings.iter().any(|w| w == "services[0].routes[2].plugins[0].config.bogus: unknown field; the routes it applies to are left out"), "{:?}", t.warnings);
+        // A global access plugin that cannot be carried over leaves every route out.
+        let t = skipping("_format_version: '3.0'\nservices:\n- name: s\n  host: up\n  routes: [{ name: a, paths: [/a] }, { name: b, paths: [/b] }]\nplugins: [{ name: ip-restriction, config: { allow: [10.0.0.0/8] } }]\n");
+        assert!(t.routes.iter().all(|r| r.left_out.is_some()));
+        // A route without a service, a service behind an upstream.
+        let t = skipping("_format_version: '3.0'\nroutes: [{ name: lone, paths: [/x] }]\nservices:\n- name: s\n  host: pool\n  routes: [{ name: a, paths: [/a] }]\nupstreams: [{ name: pool, targets: [{ target: 10.0.0.1:80 }] }]\n");
+        assert_eq!(t.routes.len(), 1);
+        assert!(t.routes[0].left_out.as_deref().unwrap().contains("names an upstream"));
+    }
+
+    #[test]
+    fn top_level_routes_and_plugins_reference_by_name_or_id() {
+        let t = strict(
+            "_format_version: '3.0'\nservices:\n- { name: s, id: 7f1e0c55-1111-4c1e-9a57-1f1e2d3c4b5a, host: up }\nroutes:\n- { name: a, service: { id: 7f1e0c55-1111-4c1e-9a57-1f1e2d3c4b5a }, paths: [/a] }\n- { name: b, service: { name: s }, paths: [/b], id: 2b1e0c55-2222-4c1e-9a57-1f1e2d3c4b5a }\n- { name: c, service: s, paths: [/c] }\nplugins:\n- { name: key-auth, route: { id: 2b1e0c55-2222-4c1e-9a57-1f1e2d3c4b5a } }\n",
+        )
+        .unwrap();
+        assert!(t.routes.iter().all(|r| r.service == 0));
+        assert_eq!(t.routes.iter().map(|r| r.document).collect::<Vec<_>>(), [None, Some(0), None]);
+    }
+}

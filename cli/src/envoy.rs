@@ -381,3 +381,159 @@ pub fn to_yaml(t: &Translation, bootstrap: &Value, source: &str) -> Result<Strin
     }
     Ok(format!("{head}{body}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deck::{translate, Options as DeckOptions};
+
+    fn bootstrap_of(deck: &str) -> (Translation, Value) {
+        let t = translate(deck, &DeckOptions::default()).unwrap_or_else(|e| panic!("{e:?}"));
+        let b = bootstrap(&t, &Options { wasm: "/w/consumer_auth.wasm".into(), ..Options::default() });
+        (t, b)
+    }
+
+    fn hcm(b: &Value) -> &Value {
+        &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    }
+
+    const DECK: &str = r#"_format_version: "3.0"
+services:
+- name: api
+  url: https://api.example.com:8443/v1
+  read_timeout: 1500
+  routes:
+  - name: keyed
+    hosts: [shop.example.com, "*.example.org"]
+    methods: [get, POST]
+    paths: [/keyed, "~/items/\\d+$"]
+    plugins: [{ name: key-auth }]
+  - name: open
+    paths: [/open]
+    preserve_host: true
+- name: local
+  url: http://10.1.2.3
+  routes: [{ name: local, paths: [/local] }]
+consumers:
+- { username: alice, keyauth_credentials: [{ key: k }] }
+"#;
+
+    #[test]
+    fn filters_are_fail_closed_disabled_and_enabled_per_route() {
+        let (t, b) = bootstrap_of(DECK);
+        let filters = hcm(&b)["http_filters"].as_array().unwrap();
+        assert_eq!(filters.len(), 2);
+        let f = &filters[0];
+        assert_eq!(f["name"], "consumer_auth_0");
+        assert_eq!(f["disabled"], true);
+        let c = &f["typed_config"]["config"];
+        assert_eq!(c["failure_policy"], "FAIL_CLOSED");
+        assert_eq!(c["allow_on_headers_stop_iteration"], true);
+        assert_eq!(c["root_id"], "consumer_auth");
+        assert_eq!(c["vm_config"]["vm_id"], "consumer_auth");
+        assert_eq!(c["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
+        assert_eq!(c["vm_config"]["code"]["local"]["filename"], "/w/consumer_auth.wasm");
+        assert_eq!(c["configuration"]["value"].as_str().unwrap(), t.documents[0]);
+        assert_eq!(filters[1]["name"], "envoy.filters.http.router");
+        // Every route of `keyed` enables it; the others run no filter.
+        for vh in hcm(&b)["route_config"]["virtual_hosts"].as_array().unwrap() {
+            for r in vh["routes"].as_array().unwrap() {
+                let name = r["name"].as_str().unwrap();
+                let enabled = r.get("typed_per_filter_config").is_some();
+                assert_eq!(enabled, name.starts_with("services[0].routes[0]"), "{name}");
+                if enabled {
+                    assert_eq!(r["typed_per_filter_config"]["consumer_auth_0"]["@type"], FILTER_CONFIG);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hosts_methods_and_paths_become_envoy_matches() {
+        let (_, b) = bootstrap_of(DECK);
+        let vhosts = hcm(&b)["route_config"]["virtual_hosts"].as_array().unwrap();
+        let domains: Vec<&Value> = vhosts.iter().map(|v| &v["domains"]).collect();
+        // Both hosts have the same routes: one virtual host.
+        assert_eq!(domains, [&json!(["shop.example.com", "*.example.org"]), &json!(["*"])]);
+        let shop = vhosts[0]["routes"].as_array().unwrap();
+        let names: Vec<&str> = shop.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        // keyed first (three attributes), its exact and prefix routes, its regex's two; then the
+        // routes without hosts; Kong's 404 last.
+        assert_eq!(
+            names,
+            [
+                "services[0].routes[0] /keyed",
+                "services[0].routes[0] /keyed",
+                "services[0].routes[0] ~/items/\\d+$",
+                "services[0].routes[0] ~/items/\\d+$",
+                "services[1].routes[0] /local",
+                "services[1].routes[0] /local",
+                "services[0].routes[1] /open",
+                "services[0].routes[1] /open",
+                "no route matched",
+            ]
+        );
+        assert_eq!(shop[0]["match"]["path"], "/keyed");
+        assert_eq!(shop[0]["match"]["headers"][0]["name"], ":method");
+        assert_eq!(shop[0]["match"]["headers"][0]["string_match"]["safe_regex"]["regex"], "GET|POST");
+        assert_eq!(shop[0]["route"]["prefix_rewrite"], "/v1");
+        assert_eq!(shop[0]["route"]["host_rewrite_literal"], "api.example.com:8443");
+        assert_eq!(shop[0]["route"]["timeout"], "1.5s");
+        assert_eq!(shop[1]["match"]["prefix"], "/keyed");
+        assert_eq!(shop[1]["route"]["regex_rewrite"]["pattern"]["regex"], "^/keyed/?");
+        assert_eq!(shop[1]["route"]["regex_rewrite"]["substitution"], "/v1/");
+        assert_eq!(shop[2]["match"]["safe_regex"]["regex"], "/items/\\d+$");
+        assert_eq!(shop[3]["match"]["safe_regex"]["regex"], "(?:/items/\\d+$).*");
+        assert_eq!(shop[3]["route"]["regex_rewrite"]["pattern"]["regex"], "^(?:/items/\\d+$)/?");
+        // preserve_host: no Host rewrite.
+        assert!(shop[6]["route"].get("host_rewrite_literal").is_none());
+        assert_eq!(shop[8]["direct_response"]["status"], 404);
+        assert_eq!(hcm(&b)["strip_any_host_port"], true);
+    }
+
+    #[test]
+    fn a_cluster_per_service_with_its_scheme() {
+        let (_, b) = bootstrap_of(DECK);
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        assert_eq!(clusters.len(), 2);
+        let api = &clusters[0];
+        assert_eq!(api["name"], "service_0_api");
+        assert_eq!(api["type"], "STRICT_DNS");
+        let addr = &api["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+        assert_eq!((addr["address"].as_str(), addr["port_value"].as_u64()), (Some("api.example.com"), Some(8443)));
+        assert_eq!(api["transport_socket"]["name"], "envoy.transport_sockets.tls");
+        assert_eq!(api["transport_socket"]["typed_config"]["sni"], "api.example.com");
+        let local = &clusters[1];
+        assert_eq!(local["type"], "STATIC");
+        assert!(local.get("transport_socket").is_none());
+        assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 9901);
+        let listen = &b["static_resources"]["listeners"][0]["address"]["socket_address"];
+        assert_eq!((listen["address"].as_str(), listen["port_value"].as_u64()), (Some("0.0.0.0"), Some(8000)));
+    }
+
+    #[test]
+    fn rewrites_join_paths_as_kong_does() {
+        let rules = |p: RoutePath, strip: bool, s: &str| -> Vec<String> {
+            path_rules(&p, strip, s).into_iter().map(|(m, r)| format!("{m} {}", r.unwrap_or(Value::Null))).collect()
+        };
+        assert_eq!(
+            rules(RoutePath::Prefix("/a".into()), true, "/"),
+            [
+                r#"{"path":"/a"} {"prefix_rewrite":"/"}"#,
+                r#"{"prefix":"/a"} {"regex_rewrite":{"pattern":{"regex":"^/a/?"},"substitution":"/"}}"#
+            ]
+        );
+        assert_eq!(rules(RoutePath::Prefix("/".into()), false, "/"), [r#"{"prefix":"/"} null"#]);
+        assert_eq!(
+            rules(RoutePath::Prefix("/".into()), false, "/s"),
+            [
+                r#"{"path":"/"} {"prefix_rewrite":"/s"}"#,
+                r#"{"prefix":"/"} {"regex_rewrite":{"pattern":{"regex":"^/"},"substitution":"/s/"}}"#
+            ]
+        );
+        assert_eq!(regex_escape("/a.b+c-d_e/(x)"), r"/a\.b\+c\-d_e/\(x\)");
+        assert_eq!(parse_address("[::1]:80"), Some(("::1".into(), 80)));
+        assert_eq!(parse_address("0.0.0.0:8000"), Some(("0.0.0.0".into(), 8000)));
+        assert_eq!(parse_address("8000"), None);
+    }
+}
