@@ -52,6 +52,7 @@ lint: toolchain
 unit:
 	cargo test -p consumer-auth --lib
 	cargo test -p consumer-auth-tools
+	cargo test -p consumer-auth-cli --lib
 
 # The real .wasm through the wasmtime proxy-wasm host.
 # (tests/packaging.rs runs `envoy --mode validate` on the docker-compose Envoy config: needs ENVOY_BIN.)
@@ -98,6 +99,7 @@ kong-e2e: build kong-host envoy
 # End-to-end tests through the real Envoy (e2e/tests): one Envoy per test binary, free ports.
 e2e: build envoy wrk kong-host
 	$(ENVOY_ENV) $(KONG_ENV) cargo test -p consumer-auth-e2e
+	$(ENVOY_ENV) cargo test -p consumer-auth-cli
 
 # Kong's anonymous-access walkthrough through Envoy with envoy/demo.yaml (listener :8000,
 # admin :9901, echo upstream :18080); then serves until Ctrl-C. DEMO_ONCE=1: exit after the
@@ -136,3 +138,10 @@ bench: build envoy wrk
 bench-store: build envoy wrk
 	cargo build -q -p consumer-auth-e2e --bin bench_store
 	$(ENVOY_ENV) target/debug/bench_store
+
+# The operator's tool (docs/CLI.md): `consumer-auth check | hash | from-deck`, built natively with
+# the filter's own engine into target/release/consumer-auth.
+.PHONY: cli
+cli:
+	cargo build --release -p consumer-auth-cli
+	@echo "target/release/consumer-auth"
