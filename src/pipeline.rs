@@ -221,6 +221,9 @@ pub struct Forward {
     pub response_headers: Vec<(String, String)>,
     /// What this instance decided, for metrics.
     pub verdict: Verdict,
+    /// This instance was the first to see the request: every identity header in it came from
+    /// the client.
+    pub first_instance: bool,
 }
 
 /// How a forwarded request was identified by this filter instance.
@@ -308,6 +311,7 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
         path: ctx.edits.path,
         body: ctx.edits.body,
         handoff: handoff_out,
+        first_instance: strip_spoofed,
         response_headers: ctx.edits.response_headers,
         verdict: ctx.verdict,
     })

@@ -5,6 +5,7 @@
 //! - [`bootstrap`]: Envoy bootstraps rendered from a list of routes, each with its own chain of
 //!   filter instances;
 //! - [`envoy`]: runs the real Envoy on free ports and always stops it;
+//! - [`kong`]: runs Kong's proxy-wasm host (nginx + ngx_wasm_module, `make kong-host`) the same way;
 //! - [`fixtures`]: the consumers the tests use; [`demo`]: the `make demo` walkthrough;
 //! - [`clients`]: what an hmac-auth or jwt client sends (signed headers, HS256 tokens);
 //! - [`source`]: a consumer store's remote source (a document with an ETag, swappable).
@@ -18,6 +19,7 @@ pub mod echo;
 pub mod envoy;
 pub mod fixtures;
 pub mod http;
+pub mod kong;
 pub mod source;
 pub mod wasm_fixture;
 

@@ -7,13 +7,14 @@ mod body_wait;
 mod metrics;
 mod store_loader;
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
 use crate::config::Config;
-use crate::identity::{HeaderOp, HANDOFF_PROPERTY_ENVOY, HANDOFF_PROPERTY_KONG};
+use crate::identity::{self, HeaderOp, HANDOFF_PROPERTY_ENVOY, HANDOFF_PROPERTY_KONG};
 use crate::pipeline::{self, Forward, LogLevel, Outcome, SharedError, Verdict};
 use crate::request::{Body, Header, Request};
 use crate::response::{self, LocalResponse, Reason, Rejection};
@@ -144,7 +145,7 @@ impl RootContext for FilterRoot {
             .map_err(|e| format!("cannot read it (host status {})", e.0))
             .and_then(|bytes| Config::parse(&bytes).map_err(|e| e.to_string()))
             .and_then(|config| match &config.store {
-                Some(def) => store_loader::Loader::start(def, self.context_id).map(|l| (config, Some(l))),
+                Some(def) => store_loader::Loader::start(def, self.context_id, !on_envoy).map(|l| (config, Some(l))),
                 None => Ok((config, None)),
             });
         metrics::configuration(loaded.is_ok());
@@ -175,6 +176,10 @@ impl RootContext for FilterRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Kong: a store's consumers are written before the first request that could read them.
+        if let Some(loader) = &self.loader {
+            loader.write_pending(self.config.as_ref().and_then(|c| c.store.as_ref()));
+        }
         // Always a context (the SDK traps on None); without a configuration it fails closed.
         Some(Box::new(FilterRequest {
             context_id,
@@ -194,7 +199,12 @@ impl RootContext for FilterRoot {
 
     fn on_tick(&mut self) {
         if let Some(loader) = &mut self.loader {
+            loader.write_pending(self.config.as_ref().and_then(|c| c.store.as_ref()));
             loader.on_tick();
+            // Kong's deferred inline store is written: no more ticks (Envoy never defers).
+            if !on_envoy() && loader.idle() {
+                let _ = abi::set_tick_period_ms(0);
+            }
         }
         self.answer_bodiless_requests();
     }
@@ -365,6 +375,44 @@ impl FilterRequest {
         self.decide(&config, Body::Complete(&body))
     }
 
+    /// How many times the request carries header `name` (any casing).
+    fn copies(&self, name: &str) -> usize {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count()
+    }
+
+    /// What Kong's ngx_wasm_module cannot do to the request headers (docs/KONG.md, "Identity
+    /// headers on Kong"): it "removes" a header by zeroing its hash, which nginx's proxy module
+    /// ignores (the header is forwarded with its value), and replacing a header the request
+    /// carries twice zeroes every copy, the new value too. So on Kong: a header to change or
+    /// remove must be there at most once; a client-supplied identity header (which must go)
+    /// refuses the request; a hidden credential or an identity header an earlier instance wrote
+    /// is blanked in place.
+    fn check_kong_header_ops(&self, ops: &[HeaderOp], first_instance: bool) -> Result<(), Cow<'static, str>> {
+        for op in ops {
+            let (name, removing) = match op {
+                HeaderOp::Remove(name) => (name.as_str(), true),
+                HeaderOp::Set(name, _) => (*name, false),
+            };
+            let copies = self.copies(name);
+            if copies > 1 {
+                return Err(format!(
+                    "the request carries {copies} {name} headers, which Kong's ngx_wasm_module cannot \
+                     {} (nginx would forward them); see docs/KONG.md",
+                    if removing { "remove" } else { "replace" }
+                )
+                .into());
+            }
+            if removing && copies == 1 && first_instance && identity::is_spoofable(name) {
+                return Err(format!(
+                    "the request carries the identity header {name}, which Kong's ngx_wasm_module cannot \
+                     remove (nginx would forward it); remove it before the filter chain, see docs/KONG.md"
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     fn handoff_property(&self) -> &'static [&'static str] {
         if on_envoy() {
             &HANDOFF_PROPERTY_ENVOY
@@ -429,7 +477,7 @@ impl FilterRequest {
                         }
                         Action::Continue
                     }
-                    Err(what) => self.fail_closed(what),
+                    Err(what) => self.fail_closed(&what),
                 }
             }
             Outcome::Reject(rejection) => self.reject(&rejection),
@@ -439,6 +487,22 @@ impl FilterRequest {
                     .and_then(|l| std::str::from_utf8(l).ok()?.trim().parse::<usize>().ok());
                 if declared.is_some_and(|l| l > MAX_BODY_BYTES) {
                     return self.too_large();
+                }
+                if !on_envoy() {
+                    // ngx_wasm_module reads the body in the content phase, after the access
+                    // phase these headers are judged in: a pause here would wait for ever. So
+                    // carry on, and judge (refuse, or set the identity) in the body callback,
+                    // which comes, whole, before nginx proxies the request — when the body is
+                    // not empty. A body of unknown length may be empty (no callback: the request
+                    // would go through unjudged), so it is refused.
+                    if declared.is_none_or(|l| l == 0) {
+                        return self.fail_closed(
+                            "a request body without Content-Length cannot be judged on Kong's ngx_wasm_module \
+                             (see docs/KONG.md)",
+                        );
+                    }
+                    self.awaiting_body = true;
+                    return Action::Continue;
                 }
                 self.awaiting_body = true;
                 // Until a body callback has come on this root, the body may never come (Envoy
@@ -454,12 +518,23 @@ impl FilterRequest {
         }
     }
 
-    fn apply(&mut self, forward: Forward, body: Body<'_>) -> Result<(), &'static str> {
+    fn apply(&mut self, forward: Forward, body: Body<'_>) -> Result<(), Cow<'static, str>> {
         self.response_headers = forward.response_headers;
         const FAILED: &str = "cannot update the request headers";
+        if !on_envoy() {
+            // Checked before any change: a refusal leaves the request as it came.
+            self.check_kong_header_ops(&forward.header_ops, forward.first_instance)?;
+        }
         for op in &forward.header_ops {
             match op {
-                HeaderOp::Remove(name) => abi::remove_request_header(name).map_err(|_| FAILED)?,
+                HeaderOp::Remove(name) if on_envoy() => abi::remove_request_header(name).map_err(|_| FAILED)?,
+                // Kong: nginx forwards a header ngx_wasm_module "removed" (it only zeroes its hash),
+                // so the one copy (checked above) is blanked in place: the value never leaves.
+                HeaderOp::Remove(name) => {
+                    if self.header(name).is_some() {
+                        abi::replace_request_header(name, b"").map_err(|_| FAILED)?
+                    }
+                }
                 // Adding costs the host less than replacing (Envoy: ~0.7 vs ~1 µs); the headers
                 // read at the start say whether there is one to replace.
                 HeaderOp::Set(name, value) if self.header(name).is_none() => {
@@ -480,10 +555,11 @@ impl FilterRequest {
                 abi::set_property(&["request", "query"], query.as_bytes()).map_err(|_| FAILED)?;
                 // A host that took the property for something else must not forward the
                 // credential: check, and fail closed rather than let it through.
-                let now = abi::request_header(":path").map_err(|_| FAILED)?.unwrap_or_default();
-                let now_query = now.iter().position(|b| *b == b'?').and_then(|i| now.get(i + 1..)).unwrap_or_default();
+                // (`request.query` is nginx's `$args` itself; ngx_wasm_module's `:path` is cached
+                // per request and still shows the old query.)
+                let now_query = abi::get_property(&["request", "query"]).map_err(|_| FAILED)?.unwrap_or_default();
                 if now_query != query.as_bytes() {
-                    return Err("the host did not take the new query string");
+                    return Err("the host did not take the new query string".into());
                 }
             }
         }
@@ -498,7 +574,7 @@ impl FilterRequest {
         if let Some(handoff) = &forward.handoff {
             if abi::set_property(self.handoff_property(), handoff).is_err() {
                 if on_envoy() {
-                    return Err("cannot hand the identity on");
+                    return Err("cannot hand the identity on".into());
                 }
                 // Kong before 3.6 has no `kong.ctx.shared` property: a single instance works, a
                 // later one cannot see this identity and runs as if it were first (it strips the

@@ -2,6 +2,7 @@
 //! from consumers given in the document, or from a remote source polled every
 //! `refresh_seconds` by one root context per proxy per period.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use crate::config::{self, RemoteSource, StoreContent, StoreDefinition};
@@ -17,6 +18,8 @@ pub struct Loader {
     remote: Option<Remote>,
     /// Tells this root's lease apart from other roots'.
     token: String,
+    /// Kong: the consumers of the document are still to be written (see [`Loader::start`]).
+    inline_pending: Cell<bool>,
 }
 
 struct Remote {
@@ -31,24 +34,49 @@ fn lease_key(store: &str) -> String {
 
 impl Loader {
     /// Fill the store from the document now, or arm the remote source's timer.
-    pub fn start(def: &StoreDefinition, context_id: u32) -> Result<Loader, String> {
+    ///
+    /// `defer` (Kong): write the document's consumers later, on the first request or tick, never
+    /// in `on_configure`. Without the `shm_kv` zone, ngx_wasm_module traps on any shared-data
+    /// call; a trap in `on_configure` makes the worker exit for good and the proxy hang, while a
+    /// trap in a request or a tick is answered (500) and logged.
+    pub fn start(def: &StoreDefinition, context_id: u32, defer: bool) -> Result<Loader, String> {
         let token = format!("{context_id}-{}", abi::now_nanos().unwrap_or_default());
         match &def.content {
-            StoreContent::Inline { population, digest } => {
-                match store::write(&mut ProxyHost, &def.name, population, digest, None) {
-                    Ok(written) => report(&def.name, &written, ""),
-                    Err(e) => return Err(format!("store '{}': cannot be written: {e:?}", def.name)),
+            StoreContent::Inline { .. } => {
+                let loader = Loader { name: def.name.clone(), remote: None, token, inline_pending: Cell::new(defer) };
+                if defer {
+                    abi::set_tick_period_ms(1000)
+                        .map_err(|e| format!("store '{}': no timer (host status {})", def.name, e.0))?;
+                } else {
+                    write_inline(def)?;
                 }
-                Ok(Loader { name: def.name.clone(), remote: None, token })
+                Ok(loader)
             }
             StoreContent::Remote(source) => {
                 // A tick a second; the fetch itself happens once per refresh period.
                 abi::set_tick_period_ms(1000)
                     .map_err(|e| format!("store '{}': no timer (host status {})", def.name, e.0))?;
                 let remote = Some(Remote { source: source.clone(), in_flight: None });
-                Ok(Loader { name: def.name.clone(), remote, token })
+                Ok(Loader { name: def.name.clone(), remote, token, inline_pending: Cell::new(false) })
             }
         }
+    }
+
+    /// Write the document's consumers if that was deferred and is still to be done.
+    pub fn write_pending(&self, def: Option<&StoreDefinition>) {
+        if !self.inline_pending.replace(false) {
+            return;
+        }
+        if let Some(def) = def {
+            if let Err(e) = write_inline(def) {
+                log(LogLevel::Error, &format!("consumer-auth: {e}"));
+            }
+        }
+    }
+
+    /// Whether this loader has nothing left to do on ticks (a written inline store).
+    pub fn idle(&self) -> bool {
+        self.remote.is_none() && !self.inline_pending.get()
     }
 
     /// Fetch if this period's fetch is still to be done and this root wins the period's lease.
@@ -190,6 +218,17 @@ impl std::io::Read for &mut ResponseBody {
         self.digest.update(from);
         self.offset += n;
         Ok(n)
+    }
+}
+
+fn write_inline(def: &StoreDefinition) -> Result<(), String> {
+    let StoreContent::Inline { population, digest } = &def.content else { return Ok(()) };
+    match store::write(&mut ProxyHost, &def.name, population, digest, None) {
+        Ok(written) => {
+            report(&def.name, &written, "");
+            Ok(())
+        }
+        Err(e) => Err(format!("store '{}': cannot be written: {e:?}", def.name)),
     }
 }
 
