@@ -191,9 +191,14 @@ struct ConsumerOut {
 }
 
 impl ConsumerOut {
-    /// How a plugin's `consumer` refers to it in a filter document.
+    /// How a plugin's `consumer` refers to it in a filter document (its id or username; a
+    /// consumer with neither has the id the filter derives from its custom_id).
     fn reference(&self) -> String {
-        self.id.clone().or_else(|| self.username.clone()).or_else(|| self.custom_id.clone()).unwrap_or_default()
+        self.id
+            .clone()
+            .or_else(|| self.username.clone())
+            .or_else(|| self.custom_id.as_ref().map(|c| consumer_auth::consumers::derived_id("consumer-custom-id", c)))
+            .unwrap_or_default()
     }
 }
 
@@ -1471,6 +1476,19 @@ consumers:
         let t = skipping("_format_version: '3.0'\nroutes: [{ name: lone, paths: [/x] }]\nservices:\n- name: s\n  host: pool\n  routes: [{ name: a, paths: [/a] }]\nupstreams: [{ name: pool, targets: [{ target: 10.0.0.1:80 }] }]\n");
         assert_eq!(t.routes.len(), 1);
         assert!(t.routes[0].left_out.as_deref().unwrap().contains("names an upstream"));
+    }
+
+    #[test]
+    fn a_consumer_known_by_its_custom_id_only_can_be_scoped() {
+        let t = strict(&format!(
+            "_format_version: '3.0'\n{SERVICE}consumers:\n- custom_id: legacy-7\n  plugins: [{{ name: request-termination, config: {{ status_code: 403 }} }}]\n"
+        ))
+        .unwrap();
+        let p = plugins_of(&t, "r");
+        assert_eq!(
+            p[0].1.as_deref(),
+            Some(consumer_auth::consumers::derived_id("consumer-custom-id", "legacy-7").as_str())
+        );
     }
 
     #[test]
