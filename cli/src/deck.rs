@@ -394,6 +394,13 @@ impl Reader<'_> {
                 None => self.unsupported(k, "unknown field", "ignored"),
             }
         }
+        if non_empty(top.get("_info").and_then(|i| i.get("defaults"))) {
+            self.unsupported(
+                "_info.defaults",
+                "entity defaults are not supported (Kong's own defaults are used)",
+                "ignored",
+            );
+        }
         let mut errors = Vec::new();
         for (i, u) in array(top.get("upstreams"), "upstreams", &mut errors).iter().enumerate() {
             if let Some(name) = u.get("name").and_then(Value::as_str) {
