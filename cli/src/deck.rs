@@ -63,6 +63,9 @@ fn is_access(name: &str) -> bool {
 pub struct Options {
     /// Unsupported things become warnings (see the module documentation).
     pub skip_unsupported: bool,
+    /// Put the consumers once into a shared consumer store of this name (filled by a singleton
+    /// bootstrap service) instead of into every document.
+    pub consumer_store: Option<String>,
 }
 
 /// A service (an Envoy cluster).
@@ -148,6 +151,8 @@ pub struct Translation {
     pub warnings: Vec<String>,
     /// Notes that change nothing (e.g. a password read as Kong's stored hash).
     pub notes: Vec<String>,
+    /// With [`Options::consumer_store`]: the store document (`{"store": {"name", "consumers"}}`).
+    pub store_document: Option<String>,
 }
 
 /// Everything that stopped the translation, each `<decK path>: <reason>`.
@@ -316,6 +321,10 @@ pub fn translate(text: &str, options: &Options) -> Result<Translation, Refused> 
     if !r.errors.is_empty() {
         return Err(Refused(r.errors));
     }
+    let store_document = r.store_document();
+    if !r.errors.is_empty() {
+        return Err(Refused(r.errors));
+    }
     let documents = r.assign_documents();
     if !r.errors.is_empty() {
         return Err(Refused(r.errors));
@@ -327,6 +336,7 @@ pub fn translate(text: &str, options: &Options) -> Result<Translation, Refused> 
         documents,
         warnings: r.warnings,
         notes: r.notes,
+        store_document,
     })
 }
 
@@ -1102,7 +1112,10 @@ impl Reader<'_> {
                 continue;
             }
             let rate_limited = entries.iter().any(|e| e["name"] == "rate-limiting");
-            let mut text = json!({ "consumers": self.consumers_json, "plugins": entries }).to_string();
+            let mut text = match &self.options.consumer_store {
+                Some(name) => json!({ "consumer_store": name, "plugins": entries }).to_string(),
+                None => json!({ "consumers": self.consumers_json, "plugins": entries }).to_string(),
+            };
             if rate_limited {
                 // Counters are keyed by the document's bytes: trailing whitespace (insignificant
                 // JSON) makes each route's document its own, so each route counts apart as in Kong.
@@ -1125,6 +1138,24 @@ impl Reader<'_> {
             self.routes[r].document = Some(index);
         }
         documents
+    }
+}
+
+impl Reader<'_> {
+    /// The consumer store's document, checked by the filter's engine.
+    fn store_document(&mut self) -> Option<String> {
+        let name = self.options.consumer_store.as_ref()?;
+        let text = json!({ "store": { "name": name, "consumers": self.consumers_json } }).to_string();
+        match Config::parse(text.as_bytes()) {
+            Ok(_) => Some(text),
+            Err(e) => {
+                self.errors.push(match e.path.as_str() {
+                    "store.name" => format!("--consumer-store: {}", e.kind),
+                    _ => format!("the consumer store's document is refused: {e}"),
+                });
+                None
+            }
+        }
     }
 }
 
@@ -1206,7 +1237,8 @@ mod tests {
     }
 
     fn skipping(text: &str) -> Translation {
-        translate(text, &Options { skip_unsupported: true }).unwrap_or_else(|Refused(e)| panic!("{e:?}"))
+        translate(text, &Options { skip_unsupported: true, ..Options::default() })
+            .unwrap_or_else(|Refused(e)| panic!("{e:?}"))
     }
 
     fn errors(text: &str) -> Vec<String> {
@@ -1425,7 +1457,7 @@ consumers:
     #[test]
     fn credentials_left_out_keep_the_deck_paths_of_the_others() {
         let deck = "_format_version: '3.0'\nconsumers:\n- { username: a, keyauth_credentials: [{ key: x }] }\n- { username: b, keyauth_credentials: [{ key: t, ttl: 5 }, { key: x }] }\n";
-        let e = translate(deck, &Options { skip_unsupported: true }).err().unwrap();
+        let e = translate(deck, &Options { skip_unsupported: true, ..Options::default() }).err().unwrap();
         assert_eq!(e.0, ["consumers[1].keyauth_credentials[1].key: duplicate key (also used by consumers[0])"]);
     }
 
@@ -1483,6 +1515,25 @@ consumers:
         let t = skipping("_format_version: '3.0'\nroutes: [{ name: lone, paths: [/x] }]\nservices:\n- name: s\n  host: pool\n  routes: [{ name: a, paths: [/a] }]\nupstreams: [{ name: pool, targets: [{ target: 10.0.0.1:80 }] }]\n");
         assert_eq!(t.routes.len(), 1);
         assert!(t.routes[0].left_out.as_deref().unwrap().contains("names an upstream"));
+    }
+
+    #[test]
+    fn consumers_can_go_to_a_consumer_store() {
+        let deck = format!(
+            "_format_version: '3.0'\n{SERVICE}    plugins: [{{ name: key-auth, config: {{ anonymous: anon }} }}]\nconsumers:\n- {{ username: anon }}\n"
+        );
+        let with = |name: &str| translate(&deck, &Options { consumer_store: Some(name.into()), ..Options::default() });
+        let t = with("main").unwrap();
+        assert_eq!(
+            t.documents,
+            [r#"{"consumer_store":"main","plugins":[{"name":"key-auth","config":{"anonymous":"anon"}}]}"#]
+        );
+        assert_eq!(t.store_document.as_deref(), Some(r#"{"store":{"name":"main","consumers":[{"username":"anon"}]}}"#));
+        assert_eq!(
+            with("a b").err().unwrap().0,
+            ["--consumer-store: a store name is made of A-Z, a-z, 0-9, '_' and '-'"]
+        );
+        assert!(strict(&deck).unwrap().store_document.is_none());
     }
 
     #[test]

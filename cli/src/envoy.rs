@@ -276,7 +276,7 @@ pub fn bootstrap(t: &Translation, o: &Options) -> Value {
         clusters.push(cluster(&t.services[si], &t.services[si].cluster_name(si)));
     }
 
-    json!({
+    let mut b = json!({
         "admin": { "address": { "socket_address": { "address": o.admin.0, "port_value": o.admin.1 } } },
         "stats_config": stats_config(),
         "static_resources": {
@@ -300,7 +300,29 @@ pub fn bootstrap(t: &Translation, o: &Options) -> Value {
             }],
             "clusters": clusters
         }
-    })
+    });
+    if let Some(doc) = &t.store_document {
+        // The consumer store's writer: a singleton service on the main thread with the filters'
+        // vm_id (shared data is per vm_id), written once before the workers serve.
+        b["bootstrap_extensions"] = json!([{
+            "name": "envoy.bootstrap.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
+                "singleton": true,
+                "config": {
+                    "name": "consumer_auth_store",
+                    "root_id": "consumer_auth",
+                    "configuration": { "@type": STRING_VALUE, "value": doc },
+                    "vm_config": {
+                        "vm_id": "consumer_auth",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": o.wasm } }
+                    }
+                }
+            }
+        }]);
+    }
+    b
 }
 
 /// One consumer-auth instance: disabled here, enabled by the routes that run it.
@@ -376,6 +398,9 @@ pub fn to_yaml(t: &Translation, bootstrap: &Value, source: &str) -> Result<Strin
         t.routes.len(),
         t.documents.len()
     );
+    if t.store_document.is_some() {
+        head.push_str("# The consumers are in a consumer store filled by the envoy.bootstrap.wasm service.\n");
+    }
     for r in t.routes.iter().filter(|r| r.left_out.is_some()) {
         head.push_str(&format!("# left out: {} ({})\n", r.at, r.left_out.as_deref().unwrap_or_default()));
     }

@@ -12,6 +12,7 @@ usage: consumer-auth check [--as auto|filter|source] FILE...   (- reads stdin)
        consumer-auth hash key [SECRET]                          (no SECRET: read from stdin)
        consumer-auth hash password [--consumer-id ID] [PASSWORD]
        consumer-auth from-deck KONG_YAML --wasm PATH [--listen HOST:PORT] [--admin HOST:PORT] [--skip-unsupported]
+                                 [--consumer-store NAME]
 
 exit status: 0 ok, 1 refused or unsupported, 2 usage error";
 
@@ -168,6 +169,7 @@ fn run_from_deck(parser: &mut lexopt::Parser) -> Result<i32, Usage> {
                     envoy::parse_address(&v).ok_or_else(|| Usage(format!("--admin: '{v}' is not HOST:PORT")))?;
             }
             Long("skip-unsupported") => options.skip_unsupported = true,
+            Long("consumer-store") => options.consumer_store = Some(parser.value()?.string()?),
             Value(v) if file.is_none() => file = Some(v.string()?),
             other => return Err(other.unexpected().into()),
         }

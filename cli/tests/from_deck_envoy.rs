@@ -114,6 +114,30 @@ fn the_demo_walkthrough_as_a_deck_file_behaves_as_the_demo() {
 }
 
 #[test]
+fn the_walkthrough_with_its_consumers_in_a_consumer_store() {
+    let echo = EchoServer::start();
+    let run = from_deck("walkthrough.yaml", &echo, &["--consumer-store", "kong"]);
+    let b: serde_json::Value = serde_norway::from_str(&run.yaml).expect("YAML");
+    let store = &b["bootstrap_extensions"][0]["typed_config"]["config"]["configuration"]["value"];
+    let store: serde_json::Value = serde_json::from_str(store.as_str().expect("the store service")).unwrap();
+    assert_eq!(store["store"]["consumers"].as_array().map(Vec::len), Some(2));
+    let filters = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"]
+        .as_array()
+        .unwrap();
+    for f in filters.iter().filter(|f| f["name"] != "envoy.filters.http.router") {
+        let doc = f["typed_config"]["config"]["configuration"]["value"].as_str().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(doc).unwrap();
+        assert_eq!(doc["consumer_store"], "kong");
+        assert!(doc.get("consumers").is_none());
+    }
+    let envoy = envoy("walkthrough-store.yaml", &run);
+    let mut out = Vec::new();
+    let ok = demo::walkthrough(envoy.port, &mut out);
+    assert!(ok, "the walkthrough did not pass with a consumer store:\n{}", String::from_utf8_lossy(&out));
+}
+
+#[test]
 fn a_shop_dump_keeps_kongs_routing_precedence_and_scopes() {
     let echo = EchoServer::start();
     let run = from_deck("shop.yaml", &echo, &[]);
