@@ -99,10 +99,11 @@ impl Service {
     /// The `Host` header Kong sends upstream without `preserve_host`.
     pub fn upstream_host(&self) -> String {
         let default_port = if self.scheme == "https" { 443 } else { 80 };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         if self.port == default_port {
-            self.host.clone()
+            host
         } else {
-            format!("{}:{}", self.host, self.port)
+            format!("{host}:{}", self.port)
         }
     }
 }
@@ -1319,6 +1320,7 @@ mod tests {
         assert_eq!(s(2), ("http", "c.internal", 3000, "/p"));
         assert_eq!(t.services[2].connect_timeout_ms, 1500);
         assert_eq!(s(3), ("http", "::1", 81, "/"));
+        assert_eq!(t.services[3].upstream_host(), "[::1]:81");
         assert_eq!(t.services[1].upstream_host(), "10.0.0.1:80");
         assert_eq!(t.services[0].upstream_host(), "api.example.com");
     }

@@ -156,6 +156,9 @@ fn a_shop_dump_keeps_kongs_routing_precedence_and_scopes() {
         "/catalog/items",
     );
     assert!(!up.has("apikey"), "hide_credentials: the key went upstream");
+    // hide_credentials in the query: the filter's new path, then the route's rewrite.
+    let r = Request::get("/catalog/items?apikey=alice-key&page=2").send(port);
+    reaches(&r, "alice", alice, "/catalog/items?page=2");
     // methods: GET and HEAD only.
     no_route(&Request::new("POST", "/catalog/items").send(port));
     // catalog-admin: the route's acl with the service's key-auth.
