@@ -130,6 +130,9 @@ pub struct Route {
     pub paths: Vec<RoutePath>,
     pub hosts: Vec<String>,
     pub methods: Vec<String>,
+    /// `headers`: a request matches when, for every name, the header has one of the values
+    /// (case-insensitive; `~*` starts a case-insensitive regex).
+    pub headers: Vec<(String, Vec<String>)>,
     pub strip_path: bool,
     pub preserve_host: bool,
     pub regex_priority: i64,
@@ -787,7 +790,6 @@ impl Reader<'_> {
             self.errors.push(format!("{at}.service: a route nested in a service cannot name another one"));
         }
         for (f, what) in [
-            ("headers", "matching on headers"),
             ("snis", "matching on SNI"),
             ("sources", "matching on the source address"),
             ("destinations", "matching on the destination address"),
@@ -832,6 +834,25 @@ impl Reader<'_> {
                 left_out = Some("host with a port".into());
             }
         }
+        let mut headers = Vec::new();
+        match present(map.get("headers")) {
+            None => {}
+            Some(Value::Object(h)) => {
+                for (name, values) in h {
+                    let hat = format!("{at}.headers.{name}");
+                    let values = match values {
+                        Value::String(v) => vec![v.clone()],
+                        other => strings(Some(other), &hat, &mut self.errors),
+                    };
+                    if name.eq_ignore_ascii_case("host") {
+                        self.errors.push(format!("{hat}: use 'hosts' to match on the Host header"));
+                    } else if !values.is_empty() {
+                        headers.push((name.to_ascii_lowercase(), values));
+                    }
+                }
+            }
+            Some(_) => self.errors.push(format!("{at}.headers: expected a record")),
+        }
         let mut paths = Vec::new();
         for (pi, p) in raw_paths.iter().enumerate() {
             let path = if self.format == "3.0" {
@@ -860,6 +881,7 @@ impl Reader<'_> {
             paths,
             hosts,
             methods,
+            headers,
             strip_path: flag("strip_path", true),
             preserve_host: flag("preserve_host", false),
             regex_priority: map.get("regex_priority").and_then(Value::as_i64).unwrap_or(0),
@@ -1397,6 +1419,22 @@ consumers:
         // rate-limiting counts per route as in Kong: no two routes share a document.
         let docs: Vec<_> = t.routes.iter().map(|r| r.document.unwrap()).collect();
         assert_eq!(docs, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn header_matches() {
+        let t = strict("_format_version: '3.0'\nservices:\n- name: s\n  host: up\n  routes:\n  - name: a\n    headers: { X-Version: ['2', '~*^v3'], x-one: single }\n").unwrap();
+        assert_eq!(
+            t.routes[0].headers,
+            [
+                ("x-version".to_string(), vec!["2".to_string(), "~*^v3".to_string()]),
+                ("x-one".into(), vec!["single".into()])
+            ]
+        );
+        assert_eq!(
+            errors("_format_version: '3.0'\nservices:\n- name: s\n  host: up\n  routes:\n  - { name: a, headers: { host: [x] } }\n"),
+            ["services[0].routes[0].headers.host: use 'hosts' to match on the Host header"]
+        );
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! one `vm_id` for all of them.
 //!
 //! Routing follows Kong's router: a plain path is a prefix match, a regex path is anchored at the
-//! start; `hosts` become virtual hosts (a route without hosts is in every one, after the routes
+//! start; `headers` header matchers (case-insensitive, `~*` a regex); `hosts` become virtual hosts (a route without hosts is in every one, after the routes
 //! that name the host); `methods` a `:method` header matcher; routes are tried in Kong's order
-//! (more matching attributes first, plain hosts before wildcards, regex paths by
+//! (more matching attributes first, plain hosts before wildcards, more headers, regex paths by
 //! `regex_priority`, then the longest plain path). The upstream path is Kong's (`path_handling`
 //! v0): the service path joined with what is left of the request path after `strip_path`.
 
@@ -88,7 +88,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 
 /// One Envoy route with Kong's ordering key (higher first, then file order).
 struct Entry {
-    key: (u8, u8, u8, i64, usize),
+    key: (u8, u8, usize, u8, i64, usize),
     order: usize,
     value: Value,
 }
@@ -151,15 +151,18 @@ fn path_rules(path: &RoutePath, strip: bool, service_path: &str) -> Vec<(Value, 
 /// The Envoy routes of one Kong route.
 fn route_entries(route: &Route, order: usize, service: &Service, cluster: &str) -> Vec<Entry> {
     // Kong's priority of a route (its router's "traditional_compatible" flavour): the number of
-    // matching attributes, hosts all plain (no wildcard), a regex path and its regex_priority,
+    // matching attributes, hosts all plain (no wildcard), the number of headers, a regex path and
+    // its regex_priority,
     // the longest plain path; then file order.
-    let categories =
-        u8::from(!route.hosts.is_empty()) + u8::from(!route.methods.is_empty()) + u8::from(!route.paths.is_empty());
+    let categories = u8::from(!route.hosts.is_empty())
+        + u8::from(!route.methods.is_empty())
+        + u8::from(!route.paths.is_empty())
+        + u8::from(!route.headers.is_empty());
     let plain_hosts = u8::from(!route.hosts.is_empty() && route.hosts.iter().all(|h| !h.contains('*')));
     let regex = u8::from(route.paths.iter().any(|p| matches!(p, RoutePath::Regex(_))));
     let regex_priority = if regex == 1 { route.regex_priority } else { 0 };
     let longest = route.paths.iter().map(|p| if let RoutePath::Prefix(p) = p { p.len() } else { 0 }).max().unwrap_or(0);
-    let key = (categories, plain_hosts, regex, regex_priority, longest);
+    let key = (categories, plain_hosts, route.headers.len(), regex, regex_priority, longest);
     let paths = if route.paths.is_empty() { vec![RoutePath::Prefix("/".into())] } else { route.paths.clone() };
     let strip = route.strip_path && !route.paths.is_empty();
     let mut out = Vec::new();
@@ -173,6 +176,21 @@ fn route_entries(route: &Route, order: usize, service: &Service, cluster: &str) 
                     json!({ "safe_regex": { "regex": route.methods.join("|") } })
                 };
                 m["headers"] = json!([{ "name": ":method", "string_match": string_match }]);
+            }
+            for (name, values) in &route.headers {
+                let alternatives: Vec<String> = values
+                    .iter()
+                    .map(|v| match v.strip_prefix("~*") {
+                        Some(re) => format!(".*(?:{re}).*"),
+                        None => regex_escape(v),
+                    })
+                    .collect();
+                let matcher = json!({ "name": name, "string_match": { "safe_regex": {
+                    "regex": format!("(?i)(?:{})", alternatives.join("|")) } } });
+                match m.get_mut("headers").and_then(Value::as_array_mut) {
+                    Some(list) => list.push(matcher),
+                    None => m["headers"] = json!([matcher]),
+                }
             }
             let mut action = json!({ "cluster": cluster, "timeout": duration(service.read_timeout_ms) });
             if !route.preserve_host {

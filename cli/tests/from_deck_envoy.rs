@@ -236,7 +236,7 @@ fn unsupported_plugins_are_refused_or_left_out_never_open() {
         "error: services[0].routes[1].plugins[0]: plugin 'oauth2' is not supported",
         "error: services[0].routes[2].plugins[1]: plugin 'prometheus' is not supported",
         "error: services[0].routes[3].plugins[1].config.policy: expected one of: local",
-        "error: services[0].routes[4].headers: matching on headers is not supported",
+        "error: services[0].routes[4].sources: matching on the source address is not supported",
         "error: services[1].host: 'backend.upstream' names an upstream, which is not supported",
     ] {
         assert!(strict.stderr.lines().any(|l| l == line), "missing {line:?} in:\n{}", strict.stderr);
@@ -264,8 +264,8 @@ fn unsupported_plugins_are_refused_or_left_out_never_open() {
     assert!(r.header("x-ratelimit-limit-minute").is_none());
     assert_eq!(r.expect_upstream().header("x-consumer-username"), Some("carol"));
     refused(&Request::get("/redis").send(port), 401, "No API key found in request");
-    // A route matching on headers, and a service behind an upstream: left out.
-    no_route(&Request::get("/by-header").header("x-version", "2").send(port));
+    // A route matching on the client's address, and a service behind an upstream: left out.
+    no_route(&Request::get("/by-source").send(port));
     no_route(&Request::get("/balanced").send(port));
 }
 
@@ -313,6 +313,11 @@ fn upstream_paths_follow_kongs_path_handling_v0() {
     // No route matched.
     no_route(&Request::get("/k/7/more").send(envoy.port));
     no_route(&Request::get("/r/x").send(envoy.port));
+    // headers: one of the values, case-insensitive; `~*`: a regex.
+    assert_eq!(path_of(Request::get("/versioned/a").header("X-Version", "2")), "/s/a");
+    assert_eq!(path_of(Request::get("/versioned/a").header("x-version", "V3-beta")), "/s/a");
+    no_route(&Request::get("/versioned/a").header("x-version", "1").send(envoy.port));
+    no_route(&Request::get("/versioned/a").send(envoy.port));
     // hosts: the route without paths takes every path on its hosts (wildcards too), and the port
     // of the Host header does not matter.
     assert_eq!(path_of(Request::get("/any/thing").header("Host", "api.example.com")), "/any/thing");
