@@ -166,7 +166,7 @@ fn the_handoff_property_is_the_hosts() {
         (false, "kong.ctx.shared.consumer_auth_identity", "consumer_auth_identity"),
         (true, "consumer_auth_identity", "kong.ctx.shared.consumer_auth_identity"),
     ] {
-        let mut h = if envoy { envoy_host() } else { host() };
+        let mut h = if envoy { envoy_host() } else { kong_like_host() };
         let first = h.configure(&doc(json!([key_auth(None)]))).unwrap();
         let second = h.configure(&doc(json!([json!({"name": "acl", "config": {"allow": ["admins"]}})]))).unwrap();
         let ex = checked(h.send(&[first, second], request(Cred::Good, Cred::None)));
@@ -182,7 +182,7 @@ fn the_handoff_property_is_the_hosts() {
 /// earlier identity and authenticates on its own (never more access).
 #[test]
 fn a_refused_handoff_is_not_fatal_on_kong() {
-    let mut h = host();
+    let mut h = kong_like_host();
     h.refuse_property_set("kong.ctx.shared.consumer_auth_identity");
     let first = h.configure(&doc(json!([key_auth(None)]))).unwrap();
     for _ in 0..2 {

@@ -397,19 +397,20 @@ fn body_plugins_work_on_envoy() {
 /// end_of_stream: it is judged there (the SDK's default would let the held request through).
 #[test]
 fn a_body_that_ends_in_trailers_is_judged() {
-    for envoy in [true, false] {
-        let mut h = if envoy { envoy_host() } else { host() };
-        let f = h.configure(&doc(key_auth(json!({"key_in_body": true, "hide_credentials": true})))).unwrap();
-        let with_trailer =
-            |body: &str| Request::post("/").header("content-type", FORM).body(body).trailer("x-checksum", "1");
-        let ex = checked(h.send(&[f], with_trailer("apikey=alice-key&b=2")));
-        assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
-        assert_eq!(ex.upstream.as_ref().unwrap().body, b"b=2");
-        let ex = checked(h.send(&[f], with_trailer("apikey=wrong")));
-        assert_refused(&ex, 401, "Unauthorized");
-        let ex = checked(h.send(&[f], with_trailer("b=2")));
-        assert_refused(&ex, 401, "No API key found in request");
-    }
+    // Envoy only: on Kong the filter lets the headers go on and judges the body in the body
+    // callback, before nginx proxies the request, which this harness (Envoy's streaming) does not
+    // model; the real Kong host is tested in e2e/tests/kong_host.rs.
+    let mut h = envoy_host();
+    let f = h.configure(&doc(key_auth(json!({"key_in_body": true, "hide_credentials": true})))).unwrap();
+    let with_trailer =
+        |body: &str| Request::post("/").header("content-type", FORM).body(body).trailer("x-checksum", "1");
+    let ex = checked(h.send(&[f], with_trailer("apikey=alice-key&b=2")));
+    assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+    assert_eq!(ex.upstream.as_ref().unwrap().body, b"b=2");
+    let ex = checked(h.send(&[f], with_trailer("apikey=wrong")));
+    assert_refused(&ex, 401, "Unauthorized");
+    let ex = checked(h.send(&[f], with_trailer("b=2")));
+    assert_refused(&ex, 401, "No API key found in request");
 }
 
 /// Envoy without `allow_on_headers_stop_iteration` never calls the body callback of a request
@@ -444,7 +445,7 @@ fn without_stop_iteration_a_request_waiting_for_its_body_is_answered_500() {
     assert!(h.logs().iter().any(|l| l.message.contains("refused request_id=r-7") && l.message.contains("status=500")));
     assert_eq!(h.tick_period(f), 1000, "no body has come: keep watching");
     // on Kong the body always comes: nothing waits, no tick
-    let mut kong = host();
+    let mut kong = kong_like_host();
     let f = kong.configure(&doc(key_auth(json!({"key_in_body": true})))).unwrap();
     assert_eq!(kong.tick_period(f), 0);
 }
@@ -456,7 +457,7 @@ fn without_stop_iteration_a_request_waiting_for_its_body_is_answered_500() {
 fn hide_credentials_in_the_query_per_host() {
     let plugins = key_auth(json!({"hide_credentials": true}));
     for envoy in [true, false] {
-        let mut h = if envoy { envoy_host() } else { host() };
+        let mut h = if envoy { envoy_host() } else { kong_like_host() };
         let f = h.configure(&doc(plugins.clone())).unwrap();
         let ex = checked(h.send(&[f], Request::get("/p?z=9&apikey=alice-key&a=1")));
         assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));

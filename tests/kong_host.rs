@@ -10,7 +10,7 @@ use common::*;
 use std::time::Duration;
 
 fn kong() -> Host {
-    let mut h = host();
+    let mut h = kong_like_host();
     h.kong_quirks();
     h
 }
@@ -25,6 +25,9 @@ fn key_auth() -> serde_json::Value {
 fn the_store_and_rate_limiting_write_shared_data() {
     let mut h = kong();
     h.configure(&json!({"store": {"name": "main", "consumers": consumers()}}).to_string()).unwrap();
+    // On Kong the document's consumers are written on the first tick or request, never in
+    // on_configure (a trap there, without the shm_kv zone, would stop the worker for good).
+    h.tick();
     let reader = h.configure(&json!({"consumer_store": "main", "plugins": key_auth()}).to_string()).unwrap();
     let alice = || Request::get("/").header("apikey", "alice-key");
     assert_upstream_as(&checked(h.send(&[reader], alice())), "alice", Some(ALICE_KEY_ID));
@@ -32,6 +35,7 @@ fn the_store_and_rate_limiting_write_shared_data() {
     let mut next = consumers();
     next[0]["keyauth_credentials"] = json!([{"key": "alice-new-key"}]);
     h.configure(&json!({"store": {"name": "main", "consumers": next}}).to_string()).unwrap();
+    h.tick();
     assert!(h.logs().iter().any(|l| l.message.contains("generation 2 loaded")), "{:?}", h.logs());
     assert_eq!(checked(h.send(&[reader], alice())).status(), 401);
     let ex = checked(h.send(&[reader], Request::get("/").header("apikey", "alice-new-key")));
@@ -98,4 +102,32 @@ fn a_query_the_host_does_not_take_fails_closed() {
     let ex = checked(h.send(&[f], Request::get("/p?apikey=alice-key&a=1")));
     assert_refused(&ex, 500, "An unexpected error occurred");
     assert!(ex.upstream.is_none());
+}
+
+/// ngx_wasm_module "removes" a request header by zeroing its hash, and nginx's proxy module
+/// forwards it anyway (seen on the real host, e2e/tests/kong_host.rs): on Kong the filter never
+/// relies on a removal. A hidden credential is blanked in place; a client's identity header that
+/// would have to go, or any header it changes that the request carries twice, refuses the request.
+#[test]
+fn headers_are_never_removed_on_kong() {
+    let mut h = kong();
+    let f = h.configure(&doc(json!([{"name": "key-auth", "config": {"hide_credentials": true}}]))).unwrap();
+    let alice = || Request::get("/").header("apikey", "alice-key");
+    let ex = checked(h.send(&[f], alice()));
+    assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+    assert_eq!(ex.upstream_header("apikey"), Some(String::new()));
+    assert_eq!(ex.host_call_count("proxy_remove_header_map_value"), 0);
+    // a single forged header the filter sets is overwritten in place
+    let ex = checked(h.send(&[f], alice().header("X-Consumer-Username", "mallory")));
+    assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+    for forged in [
+        alice().header("X-Anonymous-Consumer", "evil"),
+        alice().header("x-authenticated-groups", "admins"),
+        alice().header("x-consumer-id", "a").header("X-Consumer-ID", "b"),
+    ] {
+        let ex = checked(h.send(&[f], forged));
+        assert_refused(&ex, 500, "An unexpected error occurred");
+        assert_eq!(ex.host_call_count("proxy_remove_header_map_value"), 0);
+    }
+    assert!(h.logs().iter().any(|l| l.message.contains("refusing request: the request carries the identity header")));
 }

@@ -47,7 +47,9 @@ fn accept_negotiation() {
 #[test]
 fn request_id_comes_from_the_hosts_own_id() {
     let req = || Request::get("/").request_id(Some("host-request-id")).property("ngx.kong_request_id", b"kong-7");
-    let ex = send(key_auth(), req());
+    let mut kong = kong_like_host();
+    let f = kong.configure(&doc(key_auth())).unwrap();
+    let ex = checked(kong.send(&[f], req()));
     assert_eq!(ex.body_str(), r#"{"message":"No API key found in request","request_id":"kong-7"}"#);
     assert!(ex.logged("refused request_id=kong-7 "), "{:?}", ex.logs);
 
