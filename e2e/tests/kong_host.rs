@@ -363,6 +363,9 @@ fn no_shm_kv_zone_never_hangs() {
     }
     cases.run("the host's log names the shared-data failure", || {
         let log = kong.log();
+        if std::env::var_os("KONG_HOST_SHOW_LOG").is_some() {
+            eprintln!("{log}");
+        }
         assert!(log.contains("could not resolve namespace"), "{log}");
     });
     cases.finish();
