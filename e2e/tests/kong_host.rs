@@ -388,6 +388,7 @@ fn every_plugin_and_kongs_own_paths() {
         .route("/key", [instance(json!([key_auth(json!({}))]))])
         .route("/basic", [instance(json!([basic_auth(json!({}))]))])
         .route("/hmac", [instance(json!([plugin("hmac-auth", json!({ "enforce_headers": ["request-line"] }))]))])
+        .route("/hmac-body", [instance(json!([plugin("hmac-auth", json!({ "validate_request_body": true }))]))])
         .route("/jwt", [instance(json!([plugin("jwt", json!({}))]))])
         .route("/or", [instance(json!([key_auth(anonymous()), basic_auth(anonymous())]))])
         .route("/or-id", [instance(json!([key_auth(json!({ "anonymous": GUEST.id }))]))])
@@ -424,6 +425,22 @@ fn every_plugin_and_kongs_own_paths() {
             hmac_signed(Request::get("/hmac/c d"), ALICE.hmac_user(), ALICE.hmac_secret(), "date request-line", now());
         r.target = "/hmac/c%20d".into();
         assert_eq!(r.send(port).status, 401);
+    });
+    cases.run("hmac-auth validate_request_body: the body is judged in Kong's body callback", || {
+        use base64::Engine;
+        use sha2::Digest;
+        let body = r#"{"order":42}"#;
+        let digest =
+            format!("SHA-256={}", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body)));
+        let post =
+            |body: &str| Request::new("POST", "/hmac-body").body("application/json", body).header("digest", &digest);
+        let signed = |r: Request| hmac_signed(r, ALICE.hmac_user(), ALICE.hmac_secret(), "date digest", now());
+        let up = signed(post(body)).send(port).expect_upstream();
+        assert_seen(&up, &Seen::authenticated(&ALICE, ALICE.hmac_user()));
+        assert_eq!(up.text(), body);
+        let r = signed(post(r#"{"order":43}"#)).send(port);
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert!(r.upstream().is_none());
     });
     cases.run("jwt", || {
         let token = hs256_jwt(ALICE.jwt_key(), ALICE.jwt_secret(), now() + 600);
@@ -572,4 +589,40 @@ fn the_walkthrough_runs_alike_on_envoy_and_kong() {
     drop(envoy);
     let kong = Kong::start(&KongConfig::new(echo.port).routes(walkthrough_routes()));
     walkthrough_cases("kong", kong.port);
+}
+
+/// The consumer store filled from a remote source: ngx_wasm_module's `dispatch_http_call` to
+/// `host:port`, the document read whole, the store shared by both workers; a new document
+/// replaces the consumers.
+#[test]
+fn the_store_from_a_remote_source() {
+    use consumer_auth_e2e::source::DocumentServer;
+    let echo = EchoServer::start();
+    let source = DocumentServer::start();
+    source.set_consumers(&consumers_json(&[&ALICE, &ANONYMOUS]));
+    let loader = json!({ "store": { "name": "main", "source": {
+        "upstream": format!("127.0.0.1:{}", source.port), "authority": "consumers.internal",
+        "path": "/consumers.json", "refresh_seconds": 1, "timeout_ms": 5000 } } });
+    let reader = json!({ "consumer_store": "main", "plugins": [key_auth(json!({}))] });
+    let kong = Kong::start(&KongConfig::new(echo.port).route("/store", [loader, reader]));
+    let wait_for = |key: &str, status: u16| {
+        let start = std::time::Instant::now();
+        loop {
+            let r = Request::get("/store").header("apikey", key).send(kong.port);
+            if r.status == status {
+                return r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "still {} {}:\n{}", r.status, r.text(), kong.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let r = wait_for(ALICE.key(), 200);
+    assert_seen(&r.expect_upstream(), &Seen::authenticated(&ALICE, ALICE.key_id()));
+    assert_eq!(Request::get("/store").header("apikey", BOB.key()).send(kong.port).status, 401);
+    assert!(source.fetches().iter().all(|f| f.path == "/consumers.json"), "{:?}", source.fetches());
+    // a new document: bob in, alice out
+    source.set_consumers(&consumers_json(&[&BOB, &ANONYMOUS]));
+    let r = wait_for(BOB.key(), 200);
+    assert_seen(&r.expect_upstream(), &Seen::authenticated(&BOB, BOB.key_id()));
+    wait_for(ALICE.key(), 401);
 }
