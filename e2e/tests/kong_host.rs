@@ -245,6 +245,24 @@ fn hide_credentials_never_forwards_the_key() {
         never_the_key(&up);
         assert_eq!(up.text(), "a=1&b=2");
     });
+    cases.run("body of unknown length (chunked): refused, never judged as empty or forwarded", || {
+        use std::io::{Read, Write};
+        let body = format!("a=1&apikey={}", ALICE.key());
+        let raw = format!(
+            "POST /hide-body HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+             transfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let r = Response::parse(&answer).unwrap();
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert_eq!(r.message(), FAIL_CLOSED);
+        assert!(r.upstream().is_none());
+    });
     cases.run("basic-auth: the Authorization header never carries the credentials", || {
         let up =
             Request::get("/hide-basic").basic(ALICE.basic_user(), ALICE.basic_password()).send(port).expect_upstream();
