@@ -57,6 +57,10 @@ pub struct KongConfig {
     pub workers: u32,
     /// Extra directives in every location (e.g. `client_body_buffer_size 1m;`).
     pub location_extra: String,
+    /// Other Wasm modules (name, path of a .wasm or .wat), for probes of the host itself.
+    pub modules: Vec<(String, String)>,
+    /// Locations written as given: (exact path, directives); proxied to the upstream.
+    pub raw_locations: Vec<(String, String)>,
 }
 
 impl KongConfig {
@@ -68,6 +72,8 @@ impl KongConfig {
             shm_kv: true,
             workers: 2,
             location_extra: String::new(),
+            modules: Vec::new(),
+            raw_locations: Vec::new(),
         }
     }
 
@@ -95,6 +101,18 @@ impl KongConfig {
 
     pub fn workers(mut self, workers: u32) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Load another Wasm module (`module <name> <path>;` in the `wasm` block).
+    pub fn module(mut self, name: &str, path: &str) -> Self {
+        self.modules.push((name.to_string(), path.to_string()));
+        self
+    }
+
+    /// `location = <path> { <directives> proxy_pass <upstream>; }`.
+    pub fn raw_location(mut self, path: &str, directives: &str) -> Self {
+        self.raw_locations.push((path.to_string(), directives.to_string()));
         self
     }
 
@@ -134,10 +152,20 @@ impl KongConfig {
                 locations.push_str(&format!("        location {prefix}/ {{\n{body}        }}\n"));
             }
         }
+        for (path, directives) in &self.raw_locations {
+            locations.push_str(&format!(
+                "        location = {path} {{\n            {directives}\n            \
+                 proxy_pass http://127.0.0.1:{}$kong_upstream_path$is_args$args;\n        }}\n",
+                self.upstream_port
+            ));
+        }
         if !has_root {
             locations.push_str("        location / {\n            return 404;\n        }\n");
         }
-        let shm = if self.shm_kv { "    shm_kv consumer_auth 16m;\n" } else { "" };
+        let mut shm = if self.shm_kv { "    shm_kv consumer_auth 16m;\n".to_string() } else { String::new() };
+        for (name, path) in &self.modules {
+            shm.push_str(&format!("    module {name} {path};\n"));
+        }
         format!(
             "daemon off;\nmaster_process on;\nworker_processes {workers};\npid {dir}/nginx.pid;\n\
              error_log {dir}/error.log info;\n\n\

@@ -644,3 +644,96 @@ fn the_store_from_a_remote_source() {
     assert_seen(&r.expect_upstream(), &Seen::authenticated(&BOB, BOB.key_id()));
     wait_for(ALICE.key(), 401);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The host itself: can any proxy-wasm call sequence really remove a request header? Two probe
+// filters in WAT (ngx_wasm_module compiles .wat), each doing one thing to X-Consumer-ID in
+// on_request_headers; the echo upstream tells what nginx forwarded.
+
+/// A probe filter whose `on_request_headers` runs `body` (WAT instructions), with the name
+/// `x-consumer-id` at 1024 (13 bytes) and a serialised one-pair map `x-kept: 1` at 2048 (26 bytes).
+fn probe_wat(body: &str) -> String {
+    format!(
+        r#"(module
+  (import "env" "proxy_set_header_map_pairs" (func $set_pairs (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_remove_header_map_value" (func $remove (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_replace_header_map_value" (func $replace (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 1024) "x-consumer-id")
+  (data (i32.const 1100) "replaced")
+  (data (i32.const 2048) "\01\00\00\00\06\00\00\00\01\00\00\00x-kept\001\00")
+  (global $heap (mut i32) (i32.const 8192))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32) (local $p i32)
+    global.get $heap local.set $p
+    global.get $heap local.get $n i32.add global.set $heap
+    local.get $p)
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_tick") (param i32))
+  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_response_trailers") (param i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32))
+  (func (export "proxy_on_queue_ready") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    {body}
+    i32.const 0))
+"#
+    )
+}
+
+#[test]
+fn the_host_cannot_remove_a_request_header() {
+    let echo = EchoServer::start();
+    let dir = std::env::temp_dir().join(format!("consumer-auth-probes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let probes = [
+        ("probe_remove", "(drop (call $remove (i32.const 0) (i32.const 1024) (i32.const 13)))"),
+        ("probe_set_map", "(drop (call $set_pairs (i32.const 0) (i32.const 2048) (i32.const 26)))"),
+        (
+            "probe_replace",
+            "(drop (call $replace (i32.const 0) (i32.const 1024) (i32.const 13) (i32.const 1100) (i32.const 8)))",
+        ),
+    ];
+    let mut config = KongConfig::new(echo.port);
+    for (name, body) in probes {
+        let path = dir.join(format!("{name}.wat"));
+        std::fs::write(&path, probe_wat(body)).unwrap();
+        config = config
+            .module(name, &path.display().to_string())
+            .raw_location(&format!("/{name}"), &format!("proxy_wasm {name}; proxy_wasm_request_headers_in_access on;"));
+    }
+    let kong = Kong::start(&config);
+    let send = |path: &str, headers: &[(&str, &str)]| {
+        let up = Request::get(path).headers(headers).send(kong.port).expect_upstream();
+        up.all("x-consumer-id").into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let mut cases = Cases::new();
+    cases.run("proxy_remove_header_map_value: the header is still forwarded", || {
+        assert_eq!(send("/probe_remove", &[("X-Consumer-ID", "evil")]), ["evil"]);
+    });
+    cases.run("proxy_set_header_map_pairs (the whole map replaced): the old header is still forwarded", || {
+        let up = Request::get("/probe_set_map").header("X-Consumer-ID", "evil").send(kong.port).expect_upstream();
+        assert_eq!(up.all("x-consumer-id"), ["evil"]);
+        assert_eq!(up.all("x-kept"), ["1"]);
+    });
+    cases.run("proxy_replace_header_map_value on one copy: replaced in place", || {
+        assert_eq!(send("/probe_replace", &[("X-Consumer-ID", "evil")]), ["replaced"]);
+    });
+    cases.run("proxy_replace_header_map_value on two copies: every copy forwarded, the first replaced", || {
+        assert_eq!(
+            send("/probe_replace", &[("X-Consumer-ID", "evil-1"), ("x-consumer-id", "evil-2")]),
+            ["replaced", "evil-2"]
+        );
+    });
+    cases.finish();
+    drop(kong);
+    let _ = std::fs::remove_dir_all(&dir);
+}
