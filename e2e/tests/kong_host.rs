@@ -737,3 +737,16 @@ fn the_host_cannot_remove_a_request_header() {
     drop(kong);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The seed's walkthrough (`make demo`, `make demo-kong`): every step gives the answer it gives
+/// on Envoy.
+#[test]
+fn the_demo_walkthrough_passes_on_kong() {
+    let echo = EchoServer::start();
+    let wasm = consumer_auth_e2e::filter_wasm().display().to_string();
+    let routes = consumer_auth_e2e::demo::bootstrap(0, 0, echo.port, &wasm).routes;
+    let kong = Kong::start(&KongConfig::new(echo.port).routes(routes));
+    let mut out = Vec::new();
+    let ok = consumer_auth_e2e::demo::walkthrough(kong.port, &mut out);
+    assert!(ok, "{}", String::from_utf8_lossy(&out));
+}
