@@ -750,3 +750,30 @@ fn the_demo_walkthrough_passes_on_kong() {
     let ok = consumer_auth_e2e::demo::walkthrough(kong.port, &mut out);
     assert!(ok, "{}", String::from_utf8_lossy(&out));
 }
+
+/// What the upstream's identity headers say on Kong (a blanked header says nothing).
+fn seen_on_kong(up: &Upstream) -> Vec<(&'static str, Vec<String>)> {
+    common::seen(&without_blanks(up))
+}
+
+/// AND / OR (AUTH_SPEC §3), the same matrix and reference model as on Envoy
+/// (common/and_or.rs): key-auth + basic-auth in every mode, one instance against the model, two
+/// chained instances (the kong.ctx.shared handoff) against one. Without forged headers: on Kong
+/// those are refused (see `client_identity_headers_never_reach_the_upstream`).
+#[test]
+fn and_or_matrix_on_kong() {
+    use common::and_or::{and_or_matrix_with, MODES};
+    let echo = EchoServer::start();
+    let mut config = KongConfig::new(echo.port);
+    for mode in &MODES {
+        config = config
+            .route(&mode.single(), [instance(json!([mode.key_plugin(), mode.basic_plugin()]))])
+            .route(&mode.split(), [instance(json!([mode.key_plugin()])), instance(json!([mode.basic_plugin()]))]);
+    }
+    let kong = Kong::start(&config);
+    let mut cases = Cases::new();
+    for mode in &MODES {
+        cases.run(&format!("kong: and/or {}", mode.name), || and_or_matrix_with(kong.port, mode, &[], seen_on_kong));
+    }
+    cases.finish();
+}

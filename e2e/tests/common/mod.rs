@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod and_or;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
