@@ -20,7 +20,7 @@ DEMO_ONCE     ?=
 
 # Kong's proxy-wasm host: nginx 1.25.3 + ngx_wasm_module at Kong 3.9's commit + wasmtime 26's C
 # API, built by kong/host/build.sh into ${CONSUMER_AUTH_CACHE:-~/.cache/consumer-auth} (keyed by a
-# hash of its inputs: built once, ~6 minutes on 2 cores; then instant). Sources from
+# hash of its inputs: built once, ~6-7 minutes on 2 cores; then instant). Sources from
 # $(KONG_HOST_SOURCES) when that folder exists, else downloaded (sha256 checked). The stamp file
 # holds the nginx binary's path; targets export it as KONG_NGINX_BIN.
 KONG_HOST_SOURCES ?= $(CURDIR)/../shared/kong-host
