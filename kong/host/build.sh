@@ -103,7 +103,7 @@ capi="$cache/wasmtime-capi-$capi_key"
 mkdir -p "$capi/src"
 cp "$here/wasmtime-capi/Cargo.toml" "$here/wasmtime-capi/Cargo.lock" "$capi/"
 cp "$here/wasmtime-capi/src/lib.rs" "$capi/src/"
-log "building wasmtime 26.0.0's C API (cargo, ~5-6 minutes on 2 cores the first time)"
+log "building wasmtime 26.0.0's C API (cargo, ~4 minutes on 2 cores the first time)"
 (cd "$capi" && CARGO_TARGET_DIR="$capi/target" cargo build --release --locked -j "$jobs" -q) \
   || die "wasmtime C API build failed"
 lib="$capi/target/release/libwasmtime.a"
