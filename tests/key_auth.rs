@@ -393,6 +393,23 @@ fn body_plugins_work_on_envoy() {
     assert!(h.configure(&doc(hmac)).is_ok(), "validate_request_body loads on Envoy");
 }
 
+/// Envoy's HTTP/1 codec hands a chunked body's headers over without `Transfer-Encoding` (and
+/// without `Content-Length`): the body is still waited for and read (the headers did not end
+/// the stream), not judged as absent.
+#[test]
+fn a_chunked_body_on_envoy_is_read_without_framing_headers() {
+    let mut h = envoy_host();
+    let f = h.configure(&doc(key_auth(json!({"key_in_body": true, "hide_credentials": true})))).unwrap();
+    let req = Request::post("/").header("content-type", FORM).header("transfer-encoding", "chunked").body_chunks(vec![
+        b"a=1&api".to_vec(),
+        b"key=alice-key".to_vec(),
+        b"&b=2".to_vec(),
+    ]);
+    let ex = checked(h.send(&[f], req));
+    assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
+    assert_eq!(ex.upstream.as_ref().unwrap().body, b"a=1&b=2");
+}
+
 /// A body followed by trailers ends in the trailers callback, not in a body callback with
 /// end_of_stream: it is judged there (the SDK's default would let the held request through).
 #[test]

@@ -51,6 +51,8 @@ pub struct Bootstrap {
     /// The wasm filters' `allow_on_headers_stop_iteration` (Envoy 1.35+; true unless a test
     /// plays an older Envoy or a control plane that does not expose it).
     pub allow_on_headers_stop_iteration: bool,
+    /// HTTP/1 clients may send trailers after a chunked body (Envoy drops them by default).
+    pub http1_trailers: bool,
     /// Pretty-print the filter configurations (for human-read files).
     pub pretty_configs: bool,
     pub routes: Vec<Route>,
@@ -78,6 +80,7 @@ impl Bootstrap {
             wasm: wasm.to_string(),
             failure_policy: "FAIL_CLOSED",
             allow_on_headers_stop_iteration: true,
+            http1_trailers: false,
             pretty_configs: false,
             routes: Vec::new(),
             store_service: None,
@@ -130,6 +133,12 @@ impl Bootstrap {
     /// do not expose it (Istio's WasmPlugin, Envoy Gateway) run the filter.
     pub fn without_stop_iteration(mut self) -> Self {
         self.allow_on_headers_stop_iteration = false;
+        self
+    }
+
+    /// Accept and pass on HTTP/1 request trailers (`http_protocol_options.enable_trailers`).
+    pub fn http1_trailers(mut self) -> Self {
+        self.http1_trailers = true;
         self
     }
 
@@ -208,6 +217,10 @@ impl Bootstrap {
                 "clusters": clusters
             }
         });
+        if self.http1_trailers {
+            bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+                ["http_protocol_options"] = json!({ "enable_trailers": true });
+        }
         if let Some(config) = &self.store_service {
             bootstrap["bootstrap_extensions"] = json!([self.wasm_service(config)]);
         }
@@ -233,8 +246,6 @@ pub fn static_cluster(name: &str, port: u16) -> Value {
     })
 }
 
-/// Block-style YAML for a JSON value. Strings are JSON-quoted (valid YAML double-quoted
-/// scalars), except multi-line strings, which become `|-` literal blocks.
 /// One consumer-auth instance in the connection manager's `http_filters`: disabled, enabled by
 /// the routes that use it (`FilterConfig`). `allow_on_headers_stop_iteration` (Envoy 1.35+) lets
 /// the body plugins hold the request headers while the body arrives.
@@ -274,6 +285,8 @@ pub fn stats_config() -> Value {
     })
 }
 
+/// Block-style YAML for a JSON value. Strings are JSON-quoted (valid YAML double-quoted
+/// scalars), except multi-line strings, which become `|-` literal blocks.
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     emit(value, 0, &mut out);

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use serde_json::json;
 pub struct EchoServer {
     pub port: u16,
     stop: Arc<AtomicBool>,
+    received: Arc<AtomicUsize>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -28,17 +29,25 @@ impl EchoServer {
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&received);
         let accept = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop_flag.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(stream) = conn {
-                    std::thread::spawn(move || serve(stream));
+                    let counter = Arc::clone(&counter);
+                    std::thread::spawn(move || serve(stream, &counter));
                 }
             }
         });
-        Ok(EchoServer { port, stop, accept: Some(accept) })
+        Ok(EchoServer { port, stop, received, accept: Some(accept) })
+    }
+
+    /// Requests whose head reached this upstream so far (answered or not).
+    pub fn requests_received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
     }
 }
 
@@ -54,12 +63,12 @@ impl Drop for EchoServer {
 }
 
 /// One connection, keep-alive: request after request until the peer closes.
-fn serve(stream: TcpStream) {
+fn serve(stream: TcpStream, received: &AtomicUsize) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = stream.set_nodelay(true);
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
-    while let Some((request, keep_alive)) = read_request(&mut reader) {
+    while let Some((request, keep_alive)) = read_request(&mut reader, received) {
         let body = serde_json::to_vec(&request).unwrap_or_default();
         let mut response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-echo: 1\r\ncontent-length: {}\r\n{}\r\n",
@@ -106,8 +115,9 @@ pub fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Head> {
     Some((method, path, version, headers))
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(serde_json::Value, bool)> {
+fn read_request(reader: &mut BufReader<TcpStream>, received: &AtomicUsize) -> Option<(serde_json::Value, bool)> {
     let (method, path, version, headers) = read_head(reader)?;
+    received.fetch_add(1, Ordering::SeqCst);
     let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if get("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {

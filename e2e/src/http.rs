@@ -108,6 +108,42 @@ impl Request {
         }
     }
 
+    /// The same request over cleartext HTTP/2 (prior knowledge), sent by curl; the body goes in
+    /// DATA frames of curl's choosing (16 KiB at most each).
+    pub fn send_h2(&self, port: u16) -> Response {
+        self.try_send_h2(port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Request::send_h2`], with curl's failure (no complete response) as the error.
+    pub fn try_send_h2(&self, port: u16) -> Result<Response, String> {
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-i", "--http2-prior-knowledge", "--max-time", "15", "-X", &self.method]);
+        for (n, v) in &self.headers {
+            cmd.arg("-H").arg(format!("{n}: {v}"));
+        }
+        if !self.body.is_empty() {
+            cmd.args(["--data-binary", "@-"]);
+        }
+        cmd.arg(format!("http://127.0.0.1:{port}{}", self.target));
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("curl is needed for the HTTP/2 tests (`make test` installs it): {e}"));
+        let mut stdin = child.stdin.take().expect("curl's stdin");
+        let body = self.body.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&body));
+        let out = child.wait_with_output().expect("curl ran");
+        let _ = writer.join();
+        // An answer sent before the whole body was read (413) ends with a reset of the stream,
+        // which curl reports as an error after printing the response: the response counts.
+        Response::parse_complete(&out.stdout, self.method == "HEAD").ok_or_else(|| {
+            format!("curl got no complete response ({}): {}", out.status, String::from_utf8_lossy(&out.stderr))
+        })
+    }
+
     /// The same request as a curl command line (for people to replay).
     pub fn curl(&self, port: u16) -> String {
         let mut cmd = String::from("curl -sS -i");

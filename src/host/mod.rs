@@ -287,7 +287,9 @@ impl HttpContext for FilterRequest {
             Err(_) => return self.fail_closed("cannot read the request headers"),
         };
         self.handoff = abi::get_property(self.handoff_property()).ok().flatten();
-        let body = if config.body_needed_by.is_some() && !end_of_stream && self.body_expected() {
+        // Envoy's `end_of_stream` is reliable (and its HTTP/1 codec drops `Transfer-Encoding`, so
+        // the framing headers cannot tell a chunked body there); Kong's needs the framing.
+        let body = if config.body_needed_by.is_some() && !end_of_stream && (on_envoy() || self.body_expected()) {
             Body::Pending
         } else {
             Body::Empty
@@ -446,8 +448,8 @@ impl FilterRequest {
             .unwrap_or_default()
     }
 
-    /// Whether a request whose headers did not end the stream really has a body. Envoy's
-    /// `end_of_stream` is reliable; Kong's is always false, so look at the framing too.
+    /// Whether a request whose headers did not end the stream really has a body (Kong: its
+    /// `end_of_stream` is always false, so look at the framing).
     fn body_expected(&self) -> bool {
         match self.header("content-length") {
             Some(len) => len != b"0",

@@ -69,6 +69,11 @@ impl Host {
             let len: usize = req.body_chunks.iter().map(Vec::len).sum();
             headers.add(b"content-length", len.to_string().as_bytes());
         }
+        // Envoy's HTTP/1 codec takes `Transfer-Encoding: chunked` out of the header map (the body
+        // is framed by the stream); ngx_wasm_module shows it.
+        if !self.world().kong_quirks && req.protocol.starts_with("HTTP/1") {
+            headers.remove(b"transfer-encoding");
+        }
         let mut slots = Vec::new();
         let mut unknown = None;
         for f in chain {
