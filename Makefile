@@ -83,11 +83,12 @@ $(ENVOY_STAMP):
 	  "$$bin" --version | grep -q "/$(ENVOY_VERSION)/" || { echo "$$bin is not Envoy $(ENVOY_VERSION)" >&2; exit 1; }; \
 	  echo "$$bin" > $@; echo "Envoy $(ENVOY_VERSION): $$bin"
 
-# wrk from Debian, for `make bench` (and the bench smoke test in `make e2e`).
+# wrk from Debian, for `make bench` (and the bench smoke test in `make e2e`); curl for the
+# HTTP/2 cases of the end-to-end suite.
 wrk:
-	@command -v wrk >/dev/null || { \
+	@command -v wrk >/dev/null && command -v curl >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk curl; }
 
 kong-host:
 	@KONG_HOST_SOURCES="$(KONG_HOST_SOURCES)" kong/host/build.sh $(KONG_STAMP)
