@@ -20,7 +20,7 @@ use consumer_auth_e2e::clients::{hmac_signed, hs256_jwt, now};
 use consumer_auth_e2e::echo::EchoServer;
 use consumer_auth_e2e::envoy::Envoy;
 use consumer_auth_e2e::fixtures::{
-    consumers_json, instance, plugin, ALICE, ALL, ANONYMOUS, BOB, GUEST, IDENTITY_HEADERS, SPOOFED,
+    consumers_json, instance, plugin, ALICE, ALL, ANONYMOUS, BOB, CAROL, GUEST, IDENTITY_HEADERS, SPOOFED,
 };
 use consumer_auth_e2e::http::{Request, Response, Upstream};
 use consumer_auth_e2e::kong::{Kong, KongConfig};
@@ -508,9 +508,11 @@ fn every_plugin_and_kongs_own_paths() {
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         assert!(kong.log().contains(&format!("request_id={id}")), "the refusal line carries the same id");
     });
-    cases.run("refusals: Kong's reason phrase in the status line", || {
+    cases.run("refusals: Kong's JSON body and content type", || {
         let r = Request::get("/key").send(port);
         assert_eq!(r.status, 401);
+        assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+        assert_eq!(r.message(), "No API key found in request");
     });
     cases.run("store from configuration: the reader authenticates from shared data", || {
         let up = Request::get("/store").header("apikey", BOB.key()).send(port).expect_upstream();
@@ -545,6 +547,11 @@ fn rate_limits_are_exact_across_both_workers() {
         }
     }
     assert_eq!(passed, LIMIT, "{statuses:?}");
+    // Kong's rate-limiting headers, added to the upstream's response by on_http_response_headers
+    let r = Request::get("/limited").header("apikey", CAROL.key()).send(kong.port);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-ratelimit-limit-hour"), Some(LIMIT.to_string().as_str()), "{:?}", r.headers);
+    assert_eq!(r.header("x-ratelimit-remaining-hour"), Some((LIMIT - 1).to_string().as_str()), "{:?}", r.headers);
     assert_eq!(workers.len(), 2, "both workers served: {workers:?}");
     // another consumer has its own budget
     assert_eq!(Request::get("/limited").header("apikey", BOB.key()).send(kong.port).status, 200);
