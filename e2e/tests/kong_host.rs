@@ -629,7 +629,14 @@ fn the_store_from_a_remote_source() {
         "upstream": format!("127.0.0.1:{}", source.port), "authority": "consumers.internal",
         "path": "/consumers.json", "refresh_seconds": 1, "timeout_ms": 5000 } } });
     let reader = json!({ "consumer_store": "main", "plugins": [key_auth(json!({}))] });
-    let kong = Kong::start(&KongConfig::new(echo.port).route("/store", [loader, reader]));
+    // a source nobody listens on: Kong 3.9's ngx_wasm_module calls back for the failed call
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let broken = json!({ "store": { "name": "broken", "source": {
+        "upstream": format!("127.0.0.1:{closed}"), "path": "/consumers.json",
+        "refresh_seconds": 1, "timeout_ms": 5000 } } });
+    let config = KongConfig::new(echo.port).route("/store", [loader, reader]).route("/broken", [broken]);
+    let started = std::time::Instant::now();
+    let kong = Kong::start(&config);
     let wait_for = |key: &str, status: u16| {
         let start = std::time::Instant::now();
         loop {
@@ -650,6 +657,14 @@ fn the_store_from_a_remote_source() {
     let r = wait_for(BOB.key(), 200);
     assert_seen(&r.expect_upstream(), &Seen::authenticated(&BOB, BOB.key_id()));
     wait_for(ALICE.key(), 401);
+    // the failed call was reported by the host (a callback without a status), not given up on
+    // by the loader's own timeout (timeout_ms + 5 s)
+    let line = "store 'broken': fetch failed: no answer (timeout, connection failure";
+    while !kong.log().contains(line) {
+        assert!(started.elapsed() < Duration::from_secs(9), "no '{line}' line:\n{}", kong.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!kong.log().contains("store 'broken': fetch failed: no answer within the timeout"));
 }
 
 // ---------------------------------------------------------------------------------------------
