@@ -116,6 +116,14 @@ demo-kong: build kong-host
 	cargo build -q -p consumer-auth-e2e --bin demo_kong
 	$(KONG_ENV) CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) target/debug/demo_kong $(if $(DEMO_ONCE),--once)
 
+# Through Kong's proxy-wasm host (one nginx worker, wrk on loopback): no filter, key-auth,
+# basic-auth, a 401, as ratios to the no-filter location of the same run; ~1 minute.
+# BENCH_SECONDS, BENCH_RUNS override. Not part of `make test`. See docs/PERFORMANCE.md.
+.PHONY: bench-kong
+bench-kong: build kong-host wrk
+	cargo build -q -p consumer-auth-e2e --bin bench_kong
+	$(KONG_ENV) CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) target/debug/bench_kong
+
 clean:
 	cargo clean
 	rm -f $(WASM)
