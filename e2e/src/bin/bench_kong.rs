@@ -12,6 +12,9 @@ use consumer_auth_e2e::fixtures::{instance, plugin, ALICE};
 use consumer_auth_e2e::kong::{Kong, KongConfig};
 use serde_json::json;
 
+/// (name, path, request headers, whether every answer must be a 2xx).
+type Case = (&'static str, &'static str, Vec<(&'static str, String)>, bool);
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -61,7 +64,7 @@ fn main() -> ExitCode {
             format!("{}:{}", ALICE.basic_user(), ALICE.basic_password())
         )
     );
-    let cases: [(&str, &str, Vec<(&str, String)>, bool); 4] = [
+    let cases: [Case; 4] = [
         ("no filter", "/none", vec![], true),
         ("key-auth", "/key", vec![("apikey", ALICE.key().to_string())], true),
         ("basic-auth", "/basic", vec![("authorization", basic)], true),
