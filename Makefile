@@ -21,9 +21,12 @@ DEMO_ONCE     ?=
 # Kong's proxy-wasm host: nginx 1.25.3 + ngx_wasm_module at Kong 3.9's commit + wasmtime 26's C
 # API, built by kong/host/build.sh into ${CONSUMER_AUTH_CACHE:-~/.cache/consumer-auth} (keyed by a
 # hash of its inputs: built once, ~6-7 minutes on 2 cores; then instant). Sources from
-# $(KONG_HOST_SOURCES) when that folder exists, else downloaded (sha256 checked). The stamp file
-# holds the nginx binary's path; targets export it as KONG_NGINX_BIN.
-KONG_HOST_SOURCES ?= $(CURDIR)/../shared/kong-host
+# $(KONG_HOST_SOURCES) when that folder exists, else downloaded (sha256 checked). By default it
+# is the nearest `shared/kong-host` beside the clone or beside one of its parent folders (a
+# clone may sit deeper than ../). The stamp file holds the nginx binary's path; targets export
+# it as KONG_NGINX_BIN.
+KONG_HOST_SOURCES ?= $(shell d="$(CURDIR)"; while [ "$$d" != / ]; do d="$$(dirname "$$d")"; \
+  if [ -d "$$d/shared/kong-host" ]; then echo "$$d/shared/kong-host"; break; fi; done)
 KONG_STAMP    := target/kong-host.path
 KONG_ENV       = KONG_NGINX_BIN="$$(cat $(KONG_STAMP))"
 
@@ -91,7 +94,8 @@ wrk:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk curl; }
 
 kong-host:
-	@KONG_HOST_SOURCES="$(KONG_HOST_SOURCES)" kong/host/build.sh $(KONG_STAMP)
+	@KONG_HOST_SOURCES="$(KONG_HOST_SOURCES)" kong/host/build.sh $(KONG_STAMP) || { \
+	  echo "kong-host: failed; without network, set KONG_HOST_SOURCES to a folder holding the tarballs (kong/host/build.sh)" >&2; exit 1; }
 
 # The end-to-end tests through Kong's host alone (e2e/tests/kong_host.rs).
 kong-e2e: build kong-host envoy
