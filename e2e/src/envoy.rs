@@ -33,16 +33,21 @@ pub struct StartFailure {
     pub log: String,
 }
 
-fn temp_dir() -> PathBuf {
+/// A fresh temporary directory `consumer-auth-<what>-<pid>-<n>-<nanos>` (Envoy's, nginx's).
+pub(crate) fn temp_dir_for(what: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
     let dir = std::env::temp_dir().join(format!(
-        "consumer-auth-e2e-{}-{}-{nanos}",
+        "consumer-auth-{what}-{}-{}-{nanos}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     ));
     std::fs::create_dir_all(&dir).expect("create a temporary directory");
     dir
+}
+
+fn temp_dir() -> PathBuf {
+    temp_dir_for("e2e")
 }
 
 /// Write `bootstrap` as `envoy.json` in a new temporary directory.
