@@ -1,4 +1,4 @@
-//! acl (AUTH_SPEC §9) and request-termination (AUTH_SPEC §11) through the real .wasm.
+//! acl (BEHAVIOUR.md §B9) and request-termination (BEHAVIOUR.md §B11) through the real .wasm.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;

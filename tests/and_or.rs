@@ -1,4 +1,4 @@
-//! Logical AND / OR (AUTH_SPEC §3) with key-auth + basic-auth, in one filter instance and
+//! Logical AND / OR (BEHAVIOUR.md §B3) with key-auth + basic-auth, in one filter instance and
 //! split over two instances of one chain (which must give the same answers).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -198,7 +198,7 @@ fn a_refused_handoff_is_not_fatal_on_kong() {
 }
 
 /// Across instances the chain order is the order, whatever the plugins' priorities: acl in an
-/// instance before the one that authenticates sees no consumer yet (AUTH_SPEC §3).
+/// instance before the one that authenticates sees no consumer yet (BEHAVIOUR.md §B3).
 #[test]
 fn across_instances_the_chain_order_decides() {
     let mut h = host();

@@ -1,4 +1,4 @@
-//! basic-auth (AUTH_SPEC §6) through the real .wasm.
+//! basic-auth (BEHAVIOUR.md §B6) through the real .wasm.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;

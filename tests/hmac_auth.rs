@@ -1,4 +1,4 @@
-//! hmac-auth (AUTH_SPEC §7) through the real .wasm: Kong's checks in order, every signing-string
+//! hmac-auth (BEHAVIOUR.md §B7) through the real .wasm: Kong's checks in order, every signing-string
 //! form, every algorithm, clock skew, digest validation, hide_credentials, and AND/OR with
 //! key-auth.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]

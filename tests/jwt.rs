@@ -1,4 +1,4 @@
-//! jwt (AUTH_SPEC §8) through the real .wasm: token collection, every message in Kong's order
+//! jwt (BEHAVIOUR.md §B8) through the real .wasm: token collection, every message in Kong's order
 //! with its exact body and challenge, every algorithm (keys generated here, tokens signed here),
 //! registered claims against the host clock, and AND/OR with key-auth.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]

@@ -1,4 +1,4 @@
-//! key-auth (AUTH_SPEC §5) through the real .wasm.
+//! key-auth (BEHAVIOUR.md §B5) through the real .wasm.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;

@@ -326,7 +326,7 @@ fn plugin_sets() -> Vec<Value> {
     ]
 }
 
-/// The statuses this filter answers with (AUTH_SPEC: 401 unauthenticated, 403 acl, 429 rate
+/// The statuses this filter answers with (BEHAVIOUR.md §B5-§B10: 401 unauthenticated, 403 acl, 429 rate
 /// limit) or the upstream's 200. Never 500 for bad input, never a trap (503).
 const STATUSES: [u16; 4] = [200, 401, 403, 429];
 

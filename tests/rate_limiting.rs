@@ -1,4 +1,4 @@
-//! rate-limiting (AUTH_SPEC §10) through the real .wasm: Kong's headers, windows on the
+//! rate-limiting (BEHAVIOUR.md §B10) through the real .wasm: Kong's headers, windows on the
 //! controllable clock, consumer-scoped limits for the anonymous consumer, and exact counting
 //! across several VMs (workers) sharing the proxy's shared data.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]

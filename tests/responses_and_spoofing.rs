@@ -1,4 +1,4 @@
-//! Error responses (AUTH_SPEC §4) and anti-spoofing of identity headers (AUTH_SPEC §2).
+//! Error responses (BEHAVIOUR.md §B4) and anti-spoofing of identity headers (BEHAVIOUR.md §B2).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -157,7 +157,7 @@ fn spoofed_headers_in_a_chain_of_instances() {
     assert_upstream_as(&ex, "alice", Some(ALICE_KEY_ID));
 }
 
-/// The client's identity headers are gone before any plugin runs (AUTH_SPEC §2), not only on the
+/// The client's identity headers are gone before any plugin runs (BEHAVIOUR.md §B2), not only on the
 /// way upstream: a request-termination triggered by such a header does not fire on a forged one,
 /// and an hmac signature over one finds it missing. In a chain, a later instance sees what the
 /// earlier one wrote.

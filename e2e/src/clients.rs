@@ -49,7 +49,7 @@ pub fn hmac_sha256(secret: impl AsRef<[u8]>, data: impl AsRef<[u8]>) -> Vec<u8> 
     mac.finalize().into_bytes().to_vec()
 }
 
-/// The hmac-auth signing string (AUTH_SPEC §7) of `request` for the signed `names`:
+/// The hmac-auth signing string (BEHAVIOUR.md §B7) of `request` for the signed `names`:
 /// `name: value` for a header the request carries (its first value), `@request-target: <lowercase
 /// method> <target>`, `request-line` as `<METHOD> <target> HTTP/1.1` (the raw client always sends
 /// HTTP/1.1), `name:` for an absent header.

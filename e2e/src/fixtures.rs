@@ -149,7 +149,7 @@ pub fn plugin(name: &str, config: Value) -> Value {
     json!({ "name": name, "config": config })
 }
 
-/// The identity headers an upstream may see (AUTH_SPEC §2), plus the spoofable ones the filter
+/// The identity headers an upstream may see (BEHAVIOUR.md §B2), plus the spoofable ones the filter
 /// never sets.
 pub const IDENTITY_HEADERS: [&str; 8] = [
     "x-consumer-id",

@@ -1,4 +1,4 @@
-//! hmac-auth (AUTH_SPEC §7) and jwt (§8) through the real Envoy (V8), on Envoy's real clock:
+//! hmac-auth (BEHAVIOUR.md §B7) and jwt (§B8) through the real Envoy (V8), on Envoy's real clock:
 //! signatures and tokens are computed here (the `hmac`, `sha2`, `rsa`, `p256` crates), never by
 //! the filter's code; the `Date` and `exp` come from the system clock.
 

@@ -778,7 +778,7 @@ fn seen_on_kong(up: &Upstream) -> Vec<(&'static str, Vec<String>)> {
     common::seen(&without_blanks(up))
 }
 
-/// AND / OR (AUTH_SPEC §3), the same matrix and reference model as on Envoy
+/// AND / OR (BEHAVIOUR.md §B3), the same matrix and reference model as on Envoy
 /// (common/and_or.rs): key-auth + basic-auth in every mode, one instance against the model, two
 /// chained instances (the kong.ctx.shared handoff) against one. Without forged headers: on Kong
 /// those are refused (see `client_identity_headers_never_reach_the_upstream`).

@@ -1,4 +1,4 @@
-//! AND / OR (AUTH_SPEC §3): a reference model, written down independently of the filter, and
+//! AND / OR (BEHAVIOUR.md §B3): a reference model, written down independently of the filter, and
 //! the matrix of key-auth + basic-auth in every mode, in one instance and split over two chained
 //! instances; run on Envoy (tests/through_envoy.rs) and on Kong's host (tests/kong_host.rs).
 
@@ -127,7 +127,7 @@ pub fn try_basic(b: Basic) -> Attempt {
     }
 }
 
-/// AUTH_SPEC §3, written down independently of the filter.
+/// BEHAVIOUR.md §B3, written down independently of the filter.
 pub fn model(mode: &Mode, k: Key, b: Basic) -> Outcome {
     let mut identity = Seen::nobody();
     let plugins: [(Option<Anon>, Attempt); 2] = [(mode.key, try_key(k)), (mode.basic, try_basic(b))];
@@ -191,7 +191,7 @@ pub fn and_or_matrix_with(port: u16, mode: &Mode, forged: &[(&str, &str)], read:
         let expected = model(mode, k, b);
         let single = observe(&matrix_request(&mode.single(), k, b, forged).send(port), read);
         let split = observe(&matrix_request(&mode.split(), k, b, forged).send(port), read);
-        assert_eq!(single, expected, "{}: key {k:?}, basic {b:?}, one instance (left) vs AUTH_SPEC §3", mode.name);
+        assert_eq!(single, expected, "{}: key {k:?}, basic {b:?}, one instance (left) vs BEHAVIOUR.md §B3", mode.name);
         assert_eq!(split, single, "{}: key {k:?}, basic {b:?}, two instances (left) vs one instance", mode.name);
     }
 }
