@@ -58,7 +58,7 @@ unit:
 	cargo test -p consumer-auth-cli --lib
 
 # The real .wasm through the wasmtime proxy-wasm host.
-# (tests/packaging.rs runs `envoy --mode validate` on the docker-compose Envoy config: needs ENVOY_BIN.)
+# (tests/harness/packaging.rs runs `envoy --mode validate` on the docker-compose Envoy config: needs ENVOY_BIN.)
 harness-tests: build envoy
 	cargo test -p proxy-wasm-harness
 	$(ENVOY_ENV) cargo test -p consumer-auth --test '*'

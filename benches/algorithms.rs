@@ -4,19 +4,17 @@
 //! (unknown key), so `median - baseline` is roughly the verification itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The harness tests' helpers (one copy for tests and benches); a bench uses only some of them.
+#[allow(dead_code)]
+#[path = "../tests/harness/support.rs"]
+mod support;
 
 use std::time::Instant;
 
-use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
+use support::b64url as b64;
+use support::*;
 
 fn main() {
     let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(300);

@@ -5,13 +5,15 @@
 //! 1,000,000; `RUNS`, default 3; the median is quoted).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The harness tests' helpers (one copy for tests and benches); a bench uses only some of them.
+#[allow(dead_code)]
+#[path = "../tests/harness/support.rs"]
+mod support;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::*;
 
 fn document(n: usize, generation: usize) -> Vec<u8> {
     let mut out = String::with_capacity(n * 170 + 64);

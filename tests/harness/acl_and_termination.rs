@@ -1,8 +1,6 @@
 //! acl (BEHAVIOUR.md §B9) and request-termination (BEHAVIOUR.md §B11) through the real .wasm.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn with_acl(acl: Value, anonymous: bool) -> Value {

@@ -1,9 +1,7 @@
 //! Bad configuration is refused as a whole (`on_configure` returns false) with one log line
 //! naming the JSON path and the reason. One case per refusal.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn with_consumers(consumers: Value) -> String {

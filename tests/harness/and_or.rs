@@ -1,9 +1,7 @@
 //! Logical AND / OR (BEHAVIOUR.md §B3) with key-auth + basic-auth, in one filter instance and
 //! split over two instances of one chain (which must give the same answers).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 const KEY_OK: &str = "alice-key";

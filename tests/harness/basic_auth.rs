@@ -1,8 +1,6 @@
 //! basic-auth (BEHAVIOUR.md §B6) through the real .wasm.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 
 fn basic_auth(config: serde_json::Value) -> serde_json::Value {
     json!([{"name": "basic-auth", "config": config}])

@@ -1,10 +1,8 @@
 //! The shared consumer store (one copy in the proxy's shared data, read by every filter
 //! instance on every worker): filled from configuration or from a remote source, switched
 //! atomically between generations.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::Duration;
 

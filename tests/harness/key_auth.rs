@@ -1,8 +1,6 @@
 //! key-auth (BEHAVIOUR.md §B5) through the real .wasm.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 
 fn key_auth(config: serde_json::Value) -> serde_json::Value {
     json!([{"name": "key-auth", "config": config}])

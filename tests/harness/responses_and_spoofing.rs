@@ -1,8 +1,6 @@
 //! Error responses (BEHAVIOUR.md §B4) and anti-spoofing of identity headers (BEHAVIOUR.md §B2).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 
 fn key_auth() -> serde_json::Value {
     json!([{"name": "key-auth"}])

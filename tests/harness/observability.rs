@@ -1,11 +1,8 @@
 //! Logs operators can run on: one refusal line per refused request at the configured level, and
 //! never a key, password, signature, token or secret in any log line at any level.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
+use crate::support::*;
 use base64::Engine;
-use common::*;
-use hmac::{Hmac, Mac};
 use proxy_wasm_harness::LogLevel;
 
 const NOW: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
@@ -13,16 +10,6 @@ const KEY: &str = "S3CRET-API-KEY-0001";
 const PASSWORD: &str = "S3CRET-PASSWORD-0002";
 const HMAC_SECRET: &str = "S3CRET-HMAC-0003";
 const JWT_SECRET: &str = "S3CRET-JWT-0004";
-
-fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn hmac_sha256(secret: &str, data: &str) -> Vec<u8> {
-    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
 
 fn jwt(secret: &str) -> String {
     let head = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);

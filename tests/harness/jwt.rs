@@ -1,24 +1,17 @@
 //! jwt (BEHAVIOUR.md §B8) through the real .wasm: token collection, every message in Kong's order
 //! with its exact body and challenge, every algorithm (keys generated here, tokens signed here),
 //! registered claims against the host clock, and AND/OR with key-auth.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::support::b64url as b64;
+use crate::support::*;
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 
-/// The harness clock's default: 2026-01-01T00:00:00Z.
-const NOW: u64 = 1_767_225_600;
 const HS_SECRET: &str = "alice-jwt-secret";
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// Keys generated once per test binary.
 struct Keys {

@@ -3,10 +3,8 @@
 //! CAS 0 only creates, a read of the HTTP call's response body ignores its offset, a `:path`
 //! with a query string cannot be set, metric calls trap. Each test failed before the filter
 //! followed these rules (docs/KONG.md).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 use std::time::Duration;
 
 fn kong() -> Host {

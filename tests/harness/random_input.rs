@@ -4,13 +4,11 @@
 //! for the store's loader. Whatever comes in, the filter never traps, answers with one of its
 //! documented statuses, never forwards a client-supplied identity, and (loader) keeps serving the
 //! last good generation. `RANDOM_INPUT_SEED` replays one seed, `RANDOM_INPUT_CASES` scales.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
-use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -284,13 +282,6 @@ impl Gen {
         }
         req
     }
-}
-
-fn hmac_sha256(secret: &str, data: &str) -> Vec<u8> {
-    use hmac::{Hmac, Mac};
-    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
 }
 
 fn consumers_with_every_credential() -> Value {

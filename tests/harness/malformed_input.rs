@@ -1,8 +1,6 @@
 //! Malformed input of every kind gets the documented answer and never traps the VM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 
 fn all_plugins() -> serde_json::Value {
     json!([

@@ -1,6 +1,5 @@
 //! Shared helpers for the tests that load the real `consumer_auth.wasm` through the wasmtime
-//! proxy-wasm host in `test-harness/`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! proxy-wasm host in `test-harness/`. The benches (`benches/*.rs`) include this file too.
 
 use std::path::PathBuf;
 
@@ -21,7 +20,7 @@ pub fn wasm() -> PathBuf {
 /// The default host of these tests: one the filter takes for Envoy (it has Envoy's `xds.node`
 /// property), whose header removal really removes. Kong's ngx_wasm_module does not (nginx
 /// forwards a "removed" header), so the filter behaves differently there: see [`kong_like_host`],
-/// `tests/kong_host.rs` and, on the real host, `e2e/tests/kong_host.rs`.
+/// `tests/harness/kong_host.rs` and, on the real host, `e2e/tests/kong_host.rs`.
 pub fn host() -> Host {
     let mut h = Host::load(wasm()).expect("load consumer_auth.wasm");
     h.set_property("xds.node", b"\x0a\x04node");
@@ -197,4 +196,21 @@ pub fn both_ways(doc: impl Fn(Value) -> String, plugins: &[Value], req: impl Fn(
     let split = checked(h.send(&chain, req().request_id(Some("r"))));
     assert_eq!(observed(&one_instance), observed(&split), "one instance and a chain of instances disagree");
     one_instance
+}
+
+/// The harness clock's default: 2026-01-01T00:00:00Z (unix seconds).
+pub const NOW: u64 = 1_767_225_600;
+
+/// base64url without padding (JWT segments).
+pub fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// HMAC-SHA256 of `data` with `secret` (hmac-auth signatures, HS256 tokens).
+pub fn hmac_sha256(secret: &str, data: &str) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(data.as_bytes());
+    m.finalize().into_bytes().to_vec()
 }

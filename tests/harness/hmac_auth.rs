@@ -1,19 +1,15 @@
 //! hmac-auth (BEHAVIOUR.md §B7) through the real .wasm: Kong's checks in order, every signing-string
 //! form, every algorithm, clock skew, digest validation, hide_credentials, and AND/OR with
 //! key-auth.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::support::*;
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Digest;
 
-/// The harness clock's default: 2026-01-01T00:00:00Z.
-const NOW: u64 = 1_767_225_600;
 const ALICE_SECRET: &str = "alice-hmac-secret";
 const BOB_SECRET: &str = "bob-hmac-secret";
 

@@ -1,9 +1,7 @@
 //! Configuration refusals of hmac-auth and jwt (plugin configs and credentials): one case per
 //! refusal, each naming the JSON path, with Kong's schema message where Kong has one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn plugin(name: &str, config: Value) -> String {

@@ -1,10 +1,8 @@
 //! rate-limiting (BEHAVIOUR.md §B10) through the real .wasm: Kong's headers, windows on the
 //! controllable clock, consumer-scoped limits for the anonymous consumer, and exact counting
 //! across several VMs (workers) sharing the proxy's shared data.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::Duration;
 
