@@ -42,7 +42,7 @@ build: toolchain
 	cp $(WASM_OUT) $(WASM)
 	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
 
-# clippy denies unwrap/expect/panic/indexing in the filter (src/lib.rs); the wasm32 pass also
+# clippy denies unwrap/expect/panic/indexing ([workspace.lints] in Cargo.toml; tests exempt by clippy.toml); the wasm32 pass also
 # lints the proxy-wasm glue, which is only built for wasm32.
 lint: toolchain
 	$(CLIPPY)

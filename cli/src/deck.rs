@@ -13,6 +13,10 @@
 //! route or service with a setting that cannot be carried over (an unmatched Envoy route answers
 //! 404: never an open route).
 
+// Indexing here is serde_json `Value` indexing (a missing key reads as `Null`; assignments are
+// into objects this file built) and indices into the lists this file built and enumerates.
+#![allow(clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, HashMap};
 
 use consumer_auth::config::Config;

@@ -13,6 +13,10 @@
 //! `regex_priority`, then the longest plain path). The upstream path is Kong's (`path_handling`
 //! v0): the service path joined with what is left of the request path after `strip_path`.
 
+// Indexing here is serde_json `Value` indexing (a missing key reads as `Null`; assignments are
+// into objects this file built) and indices into the lists this file built and enumerates.
+#![allow(clippy::indexing_slicing)]
+
 use serde_json::{json, Value};
 
 use crate::deck::{Route, RoutePath, Service, Translation};

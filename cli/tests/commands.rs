@@ -1,6 +1,10 @@
 //! The `consumer-auth` binary as an operator runs it: `check` and `hash` output and exit statuses,
 //! and `check`'s refusals against what the filter itself logs in the real Envoy.
 
+// clippy.toml covers the `#[test]` functions; this file's helpers (running the binary, Envoy) fail
+// their test the same way.
+#![allow(clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -4,6 +4,10 @@
 //! (`"consumer_store": "main"`). That the workers authenticate consumers their own documents do
 //! not hold shows that the service VM and the worker VMs share one shared-data namespace.
 
+// clippy.toml covers the `#[test]` functions; this file's helpers (outside them) fail their test
+// the same way.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -5,6 +5,9 @@
 //! upstream is this process (a thread per connection), so absolute numbers are low; the ratios
 //! say what the filter costs. BENCH_SECONDS (default 5) and BENCH_RUNS (default 3) override.
 
+// a benchmark driver, not the filter: a failed setup ends the run with its message.
+#![allow(clippy::panic)]
+
 use std::process::{Command, ExitCode};
 
 use consumer_auth_e2e::echo::EchoServer;
