@@ -11,36 +11,14 @@ mod support;
 
 use std::time::Instant;
 
-use hmac::{Hmac, Mac};
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
-use support::b64url as b64;
 use support::*;
 
 fn main() {
     let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let mut rng = rand::rngs::OsRng;
-    let rsa_key = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
-    let p256_key = p256::ecdsa::SigningKey::random(&mut rng);
-    let p384_key = p384::ecdsa::SigningKey::random(&mut rng);
-    let ed_key = ed25519_dalek::SigningKey::generate(&mut rng);
-    let rsa_pem = {
-        use rsa::pkcs8::EncodePublicKey;
-        rsa_key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap()
-    };
-    let p256_pem = {
-        use p256::pkcs8::EncodePublicKey;
-        p256_key.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap()
-    };
-    let p384_pem = {
-        use p384::pkcs8::EncodePublicKey;
-        p384_key.verifying_key().to_public_key_pem(p384::pkcs8::LineEnding::LF).unwrap()
-    };
-    let ed_pem = {
-        use ed25519_dalek::pkcs8::EncodePublicKey;
-        ed_key.verifying_key().to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap()
-    };
-    let algorithms =
-        ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+    let k = keys();
+    let rsa_pem = rsa_pem(&k.rsa);
+    let (p256_pem, p384_pem, ed_pem) = (p256_pem(), p384_pem(), ed25519_pem());
+    let algorithms = ALGORITHMS;
     let secrets: Vec<serde_json::Value> = algorithms
         .iter()
         .map(|alg| {
@@ -63,54 +41,7 @@ fn main() {
     let mut h = host();
     let f = h.configure(&config).unwrap();
 
-    let sign = |alg: &str, input: &[u8]| -> Vec<u8> {
-        macro_rules! hs {
-            ($d:ty) => {{
-                let mut m = Hmac::<$d>::new_from_slice(b"bench-secret").unwrap();
-                m.update(input);
-                m.finalize().into_bytes().to_vec()
-            }};
-        }
-        let mut rng = rand::rngs::OsRng;
-        match alg {
-            "HS256" => hs!(sha2::Sha256),
-            "HS384" => hs!(sha2::Sha384),
-            "HS512" => hs!(sha2::Sha512),
-            "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key.clone()).sign(input).to_vec(),
-            "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(rsa_key.clone()).sign(input).to_vec(),
-            "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(rsa_key.clone()).sign(input).to_vec(),
-            "PS256" => {
-                rsa::pss::SigningKey::<sha2::Sha256>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec()
-            }
-            "PS384" => {
-                rsa::pss::SigningKey::<sha2::Sha384>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec()
-            }
-            "PS512" => {
-                rsa::pss::SigningKey::<sha2::Sha512>::new(rsa_key.clone()).sign_with_rng(&mut rng, input).to_vec()
-            }
-            "ES256" => {
-                let s: p256::ecdsa::Signature = p256_key.sign(input);
-                s.to_bytes().to_vec()
-            }
-            "ES384" => {
-                let s: p384::ecdsa::Signature = p384_key.sign(input);
-                s.to_bytes().to_vec()
-            }
-            _ => {
-                use ed25519_dalek::Signer as _;
-                ed_key.sign(input).to_bytes().to_vec()
-            }
-        }
-    };
-    let token = |alg: &str, key: &str| {
-        let input = format!(
-            "{}.{}",
-            b64(json!({"alg": alg}).to_string().as_bytes()),
-            b64(json!({"iss": key}).to_string().as_bytes())
-        );
-        let sig = sign(alg, input.as_bytes());
-        format!("{input}.{}", b64(&sig))
-    };
+    let token = |alg: &str, key: &str| jws(&json!({"alg": alg}), &json!({"iss": key}), alg, b"bench-secret");
 
     let mut median_of = |t: &str, expect: u16| -> f64 {
         let req = Request::get("/").header("authorization", &format!("Bearer {t}"));

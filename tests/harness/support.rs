@@ -214,3 +214,103 @@ pub fn hmac_sha256(secret: &str, data: &str) -> Vec<u8> {
     m.update(data.as_bytes());
     m.finalize().into_bytes().to_vec()
 }
+
+/// jwt keys, generated once per test binary (the jwt tests and `benches/algorithms.rs`).
+pub struct Keys {
+    pub rsa: rsa::RsaPrivateKey,
+    pub rsa_other: rsa::RsaPrivateKey,
+    pub p256: p256::ecdsa::SigningKey,
+    pub p384: p384::ecdsa::SigningKey,
+    pub ed25519: ed25519_dalek::SigningKey,
+    pub ed25519_other: ed25519_dalek::SigningKey,
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut rng = rand::rngs::OsRng;
+        Keys {
+            rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
+            rsa_other: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
+            p256: p256::ecdsa::SigningKey::random(&mut rng),
+            p384: p384::ecdsa::SigningKey::random(&mut rng),
+            ed25519: ed25519_dalek::SigningKey::generate(&mut rng),
+            ed25519_other: ed25519_dalek::SigningKey::generate(&mut rng),
+        }
+    })
+}
+
+pub fn rsa_pem(k: &rsa::RsaPrivateKey) -> String {
+    use rsa::pkcs8::EncodePublicKey;
+    k.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+}
+
+pub fn rsa_pkcs1_pem(k: &rsa::RsaPrivateKey) -> String {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    k.to_public_key().to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+}
+
+pub fn p256_pem() -> String {
+    use p256::pkcs8::EncodePublicKey;
+    keys().p256.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap()
+}
+
+pub fn p384_pem() -> String {
+    use p384::pkcs8::EncodePublicKey;
+    keys().p384.verifying_key().to_public_key_pem(p384::pkcs8::LineEnding::LF).unwrap()
+}
+
+pub fn ed25519_pem() -> String {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    keys().ed25519.verifying_key().to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap()
+}
+
+/// Every jwt algorithm the filter verifies.
+pub const ALGORITHMS: [&str; 12] =
+    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+/// The signature of `input` with `alg`, using the test keys (or `secret` for HS*).
+pub fn signature(alg: &str, secret: &[u8], input: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    let k = keys();
+    let mut rng = rand::rngs::OsRng;
+    macro_rules! hs {
+        ($d:ty) => {{
+            let mut m = Hmac::<$d>::new_from_slice(secret).unwrap();
+            m.update(input);
+            m.finalize().into_bytes().to_vec()
+        }};
+    }
+    match alg {
+        "HS256" => hs!(sha2::Sha256),
+        "HS384" => hs!(sha2::Sha384),
+        "HS512" => hs!(sha2::Sha512),
+        "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k.rsa.clone()).sign(input).to_vec(),
+        "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(k.rsa.clone()).sign(input).to_vec(),
+        "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k.rsa.clone()).sign(input).to_vec(),
+        "PS256" => rsa::pss::SigningKey::<sha2::Sha256>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "PS384" => rsa::pss::SigningKey::<sha2::Sha384>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "PS512" => rsa::pss::SigningKey::<sha2::Sha512>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "ES256" => {
+            let sig: p256::ecdsa::Signature = k.p256.sign(input);
+            sig.to_bytes().to_vec()
+        }
+        "ES384" => {
+            let sig: p384::ecdsa::Signature = k.p384.sign(input);
+            sig.to_bytes().to_vec()
+        }
+        "EdDSA" => {
+            use ed25519_dalek::Signer as _;
+            k.ed25519.sign(input).to_bytes().to_vec()
+        }
+        other => panic!("{other}"),
+    }
+}
+
+/// A compact JWS of `header` and `claims`, signed with `alg` (and `secret` for HS*).
+pub fn jws(header: &Value, claims: &Value, alg: &str, secret: &[u8]) -> String {
+    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let sig = signature(alg, secret, input.as_bytes());
+    format!("{input}.{}", b64url(&sig))
+}
