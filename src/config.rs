@@ -14,6 +14,7 @@ use crate::consumers::{
     self, BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, JwtMaterial, KeyCredential,
     PasswordVerifier,
 };
+use crate::crypto::jwt_key;
 use crate::pipeline::LogLevel;
 use crate::plugins::{self, Configured};
 use crate::store::{Builder, Population};
@@ -856,20 +857,20 @@ fn validate_consumer(c: RawConsumer, at_path: &str, ci: usize) -> Result<ValidCo
                 ));
             }
         }
-        let algorithm = plugins::jwt::Algorithm::parse(j.algorithm.as_deref().unwrap_or("HS256")).unwrap_or_default();
-        let verifier = plugins::jwt::VerifyingKey::parse(algorithm, j.secret.as_deref(), j.rsa_public_key.as_deref())
+        let algorithm = jwt_key::Algorithm::parse(j.algorithm.as_deref().unwrap_or("HS256")).unwrap_or_default();
+        let verifier = jwt_key::VerifyingKey::parse(algorithm, j.secret.as_deref(), j.rsa_public_key.as_deref())
             .map_err(|e| match e {
-            plugins::jwt::KeyError::SecretMissing => {
-                ConfigError::new(format!("{}.secret", jat()), ErrorKind::RequiredFieldMissing)
-            }
-            plugins::jwt::KeyError::SecretEmpty => ConfigError::new(format!("{}.secret", jat()), ErrorKind::Empty),
-            plugins::jwt::KeyError::PublicKeyMissing => {
-                ConfigError::new(format!("{}.rsa_public_key", jat()), ErrorKind::RequiredFieldMissing)
-            }
-            plugins::jwt::KeyError::Invalid(why) => {
-                ConfigError::new(format!("{}.rsa_public_key", jat()), ErrorKind::Rule(why))
-            }
-        })?;
+                jwt_key::KeyError::SecretMissing => {
+                    ConfigError::new(format!("{}.secret", jat()), ErrorKind::RequiredFieldMissing)
+                }
+                jwt_key::KeyError::SecretEmpty => ConfigError::new(format!("{}.secret", jat()), ErrorKind::Empty),
+                jwt_key::KeyError::PublicKeyMissing => {
+                    ConfigError::new(format!("{}.rsa_public_key", jat()), ErrorKind::RequiredFieldMissing)
+                }
+                jwt_key::KeyError::Invalid(why) => {
+                    ConfigError::new(format!("{}.rsa_public_key", jat()), ErrorKind::Rule(why))
+                }
+            })?;
         let material = JwtMaterial { secret: j.secret, rsa_public_key: j.rsa_public_key };
         jwt.push(JwtCredential { key: j.key, consumer: Rc::clone(&consumer), algorithm, verifier, material });
     }

@@ -101,8 +101,8 @@ pub struct JwtCredential {
     /// The secret's `key`: what `X-Credential-Identifier` carries.
     pub key: String,
     pub consumer: Rc<Consumer>,
-    pub algorithm: crate::plugins::jwt::Algorithm,
-    pub verifier: crate::plugins::jwt::VerifyingKey,
+    pub algorithm: crate::crypto::jwt_key::Algorithm,
+    pub verifier: crate::crypto::jwt_key::VerifyingKey,
     /// The secret / public key as written, for writing the credential to a consumer store.
     pub material: JwtMaterial,
 }

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod consumers;
+pub mod crypto;
 pub mod identity;
 pub mod pipeline;
 pub mod plugins;

@@ -31,8 +31,8 @@ use crate::config::{consumer_path, ConfigError, ErrorKind, ValidConsumer};
 use crate::consumers::{
     BasicCredential, Consumer, HmacCredential, JwtCredential, JwtMaterial, KeyCredential, PasswordVerifier,
 };
+use crate::crypto::jwt_key::{Algorithm, VerifyingKey};
 use crate::pipeline::{Host, SharedError};
-use crate::plugins::jwt::{Algorithm, VerifyingKey};
 
 /// The first byte of every bucket: the record format.
 const FORMAT: u8 = 2;

@@ -1,0 +1,3 @@
+//! Cryptographic key material and algorithms: leaves of the engine (they import nothing of it).
+
+pub mod jwt_key;
