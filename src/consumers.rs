@@ -120,6 +120,26 @@ impl std::fmt::Debug for JwtMaterial {
     }
 }
 
+/// One consumer of a document with its credentials, validated on its own. Uniqueness across
+/// consumers is checked by whoever collects them: the inline index ([`build_consumers`]) or the
+/// store builder ([`crate::store::Builder`]).
+pub struct ValidConsumer {
+    pub consumer: Rc<Consumer>,
+    pub keys: Vec<ValidKey>,
+    pub basic: Vec<BasicCredential>,
+    pub hmac: Vec<HmacCredential>,
+    pub jwt: Vec<JwtCredential>,
+}
+
+pub struct ValidKey {
+    pub digest: [u8; 32],
+    /// Given as `key_hash` rather than `key` (names the field in a refusal).
+    pub from_hash: bool,
+    /// The credential id was given (a derived one is unique whenever consumer ids are).
+    pub explicit_id: bool,
+    pub credential: KeyCredential,
+}
+
 /// All consumers of one configuration with their credentials.
 #[derive(Debug, Default)]
 pub struct ConsumerIndex {

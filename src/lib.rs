@@ -9,9 +9,12 @@
 pub mod config;
 pub mod consumers;
 pub mod crypto;
+pub mod error;
 pub mod identity;
+pub mod identity_headers;
 pub mod pipeline;
 pub mod plugins;
+pub mod proxy;
 pub mod request;
 pub mod response;
 pub mod store;

@@ -7,57 +7,15 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use crate::config::Config;
+// Re-exported: the host trait lived here before it became the leaf `proxy`.
 use crate::config::ConsumerSource;
 use crate::consumers::{BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, KeyCredential};
 use crate::identity::{self, HeaderOp, Identity};
 use crate::plugins::{AuthPlugin, Configured, Halt};
+pub use crate::proxy::{Host, LogLevel, SharedError};
 use crate::request::{Body, ParsedBody, Request};
 use crate::response::{Reason, Rejection};
 use crate::store::StoreReader;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// What the engine needs from the proxy besides the request itself.
-pub trait Host {
-    /// Unix time in seconds.
-    fn now_unix_seconds(&mut self) -> u64;
-    fn log(&mut self, level: LogLevel, message: &str);
-    /// The request's HTTP protocol as the host names it (Envoy: `HTTP/1.0`, `HTTP/1.1`,
-    /// `HTTP/2`, `HTTP/3`), if it tells. Asked only when a plugin needs it (hmac-auth's
-    /// `request-line`).
-    fn request_protocol(&mut self) -> Option<String> {
-        None
-    }
-
-    /// Proxy-wide shared data (all workers): the value and its CAS token.
-    fn shared_get(&mut self, _key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {
-        Err(SharedError::Unavailable)
-    }
-
-    /// Write `value` if the key's CAS token is still `cas` (0: unconditionally).
-    fn shared_set(&mut self, _key: &str, _value: &[u8], _cas: u32) -> Result<(), SharedError> {
-        Err(SharedError::Unavailable)
-    }
-
-    /// The client's address (without port), read only when a plugin needs it.
-    fn client_ip(&mut self) -> Option<String> {
-        None
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SharedError {
-    /// Someone else wrote the key since it was read.
-    CasMismatch,
-    Unavailable,
-}
 
 /// Changes to the request that plugins asked for (hide_credentials).
 #[derive(Debug, Default)]
