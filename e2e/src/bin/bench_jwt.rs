@@ -453,15 +453,10 @@ impl Bench<'_> {
     }
 }
 
-fn stat(envoy: &Envoy, name: &str) -> u64 {
-    let stats = envoy.admin(&format!("/stats?filter={name}")).text();
-    stats.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
-}
-
 fn cache_counts(envoy: &Envoy) -> CacheCounts {
     CacheCounts {
-        hits: stat(envoy, "wasmcustom.consumer_auth_jwt_cache_total.outcome.hit"),
-        misses: stat(envoy, "wasmcustom.consumer_auth_jwt_cache_total.outcome.miss"),
+        hits: envoy.stat("wasmcustom.consumer_auth_jwt_cache_total.outcome.hit"),
+        misses: envoy.stat("wasmcustom.consumer_auth_jwt_cache_total.outcome.miss"),
     }
 }
 
