@@ -24,6 +24,9 @@ pub mod wire;
 #[cfg(target_arch = "wasm32")]
 mod host;
 
+#[cfg(test)]
+mod layers;
+
 /// The largest request body buffered for a plugin that reads the body (key-auth with
 /// `key_in_body`). A larger body is answered with 413 instead of being buffered. Equal to
 /// Envoy's default per-connection buffer limit.

@@ -8,9 +8,10 @@ use serde_json::Value;
 
 use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
 // Re-exported: these lived here before they moved to the leaves `crypto::hmac` and `time`.
-use crate::config::{parse_section, BuildContext, ConfigError, ErrorKind};
+use super::context::Ctx;
+use super::BuildContext;
 pub use crate::crypto::hmac::HmacAlgorithm;
-use crate::pipeline::Ctx;
+use crate::error::{parse_section, ConfigError, ErrorKind};
 use crate::request::Request;
 use crate::response::{Reason, Rejection};
 pub use crate::time::parse_http_date;
@@ -86,7 +87,7 @@ impl HmacAuth {
             }
         }
         ctx.check_anonymous(&raw.anonymous, path)?;
-        crate::config::check_realm(&raw.realm, path)?;
+        super::check_realm(&raw.realm, path)?;
         let challenge = match &raw.realm {
             Some(realm) => format!("hmac realm=\"{realm}\""),
             None => "hmac".to_string(),
@@ -101,11 +102,6 @@ impl HmacAuth {
             algorithms,
             challenge,
         })
-    }
-
-    /// Whether this plugin may read the request body.
-    pub fn needs_body(&self) -> bool {
-        self.validate_request_body
     }
 
     fn reject(&self, message: &'static str, reason: Reason) -> Halt {

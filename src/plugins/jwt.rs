@@ -7,11 +7,12 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::BuildContext;
 use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
-use crate::config::{parse_section, BuildContext, ConfigError, ErrorKind};
+use crate::error::{parse_section, ConfigError, ErrorKind};
 // Re-exported: the key material lived here before it moved to `crypto::jwt_key`.
+use super::context::Ctx;
 pub use crate::crypto::jwt_key::{kong_base64url_decode, Algorithm, KeyError, VerifyingKey};
-use crate::pipeline::Ctx;
 use crate::response::{Body, Reason, Rejection};
 
 // ---------------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ impl Jwt {
             ));
         }
         ctx.check_anonymous(&raw.anonymous, path)?;
-        crate::config::check_realm(&raw.realm, path)?;
+        super::check_realm(&raw.realm, path)?;
         let challenge = match &raw.realm {
             Some(realm) => format!("Bearer realm=\"{realm}\""),
             None => "Bearer".to_string(),

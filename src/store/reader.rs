@@ -7,7 +7,8 @@ use std::rc::Rc;
 use super::codec::Dec;
 use super::{bucket_key, gen_key, id_lookup, key_lookup, lookup_hash, parse_gen, Kind, FORMAT};
 use crate::consumers::{
-    BasicCredential, Consumer, HmacCredential, JwtCredential, JwtMaterial, KeyCredential, PasswordVerifier,
+    BasicCredential, Consumer, ConsumerLookup, HmacCredential, JwtCredential, JwtMaterial, KeyCredential, Lookup,
+    NotLoaded, PasswordVerifier,
 };
 use crate::crypto::jwt_key::{Algorithm, VerifyingKey};
 use crate::proxy::Host;
@@ -185,5 +186,35 @@ impl<'s> StoreReader<'s> {
             return Ok(Some(c));
         }
         self.get(host, Kind::ConsumerName, reference.as_bytes(), |mut d| d.consumer())
+    }
+}
+
+/// A store answers through the proxy's shared data; until its first generation is written it
+/// answers [`NotLoaded`].
+impl ConsumerLookup for StoreReader<'_> {
+    fn key(&mut self, host: &mut dyn Host, presented_key: &[u8]) -> Lookup<KeyCredential> {
+        StoreReader::key(self, host, presented_key).map_err(|_| self.not_loaded())
+    }
+
+    fn basic(&mut self, host: &mut dyn Host, username: &[u8]) -> Lookup<BasicCredential> {
+        StoreReader::basic(self, host, username).map_err(|_| self.not_loaded())
+    }
+
+    fn hmac(&mut self, host: &mut dyn Host, username: &str) -> Lookup<HmacCredential> {
+        StoreReader::hmac(self, host, username).map_err(|_| self.not_loaded())
+    }
+
+    fn jwt(&mut self, host: &mut dyn Host, key: &str) -> Lookup<JwtCredential> {
+        StoreReader::jwt(self, host, key).map_err(|_| self.not_loaded())
+    }
+
+    fn by_reference(&mut self, host: &mut dyn Host, reference: &str) -> Lookup<Consumer> {
+        StoreReader::by_reference(self, host, reference).map_err(|_| self.not_loaded())
+    }
+}
+
+impl StoreReader<'_> {
+    fn not_loaded(&self) -> NotLoaded {
+        NotLoaded { store: self.name.to_string() }
     }
 }
