@@ -36,6 +36,18 @@ pub trait Host {
     fn client_ip(&mut self) -> Option<String> {
         None
     }
+
+    /// One more of a counter operators scrape (the glue turns it into a proxy metric).
+    fn count(&mut self, _counter: Counter) {}
+}
+
+/// Counters the engine reports besides each request's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// A jwt token found in the plugin's verified-token cache (its signature not checked again).
+    JwtCacheHit,
+    /// A jwt token not in the cache (or its entry no longer valid): verified in full.
+    JwtCacheMiss,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
