@@ -1024,6 +1024,82 @@ mod tests {
         }
     }
 
+    /// Wycheproof (RSASSA-PKCS1-v1_5, RSASSA-PSS with MGF1 of the same hash and a salt of its
+    /// length, ECDSA in IEEE P1363 form as JWS uses it): every "valid" case verifies, every
+    /// "invalid" one does not ("acceptable" may go either way), and RSA gives `rsa` 0.9's verdict.
+    #[test]
+    fn wycheproof_vectors() {
+        use wycheproof::{HashFunction, TestResult};
+        let mut cases = 0;
+        let mut check = |k: &VerifyingKey,
+                         algorithm: Algorithm,
+                         pem: &str,
+                         msg: &[u8],
+                         sig: &[u8],
+                         result: TestResult,
+                         what: String| {
+            let ours = k.verify(algorithm, b"", msg, sig);
+            match result {
+                TestResult::Valid => assert!(ours, "{what}: a valid signature refused"),
+                TestResult::Invalid => assert!(!ours, "{what}: an invalid signature accepted"),
+                TestResult::Acceptable => {}
+            }
+            if !matches!(algorithm, Algorithm::ES256 | Algorithm::ES384) {
+                assert_eq!(ours, rsa_crate_verdict(pem, algorithm, msg, sig), "{what}");
+            }
+            cases += 1;
+        };
+        let rs = |h: HashFunction| match h {
+            HashFunction::Sha2_256 => Some((Algorithm::RS256, Algorithm::PS256)),
+            HashFunction::Sha2_384 => Some((Algorithm::RS384, Algorithm::PS384)),
+            HashFunction::Sha2_512 => Some((Algorithm::RS512, Algorithm::PS512)),
+            _ => None,
+        };
+        // 2048-bit sets only: this runs unoptimised (other sizes: the tests above).
+        {
+            use wycheproof::rsa_pkcs1_verify::{TestName, TestSet};
+            for name in [TestName::Rsa2048Sha256, TestName::Rsa2048Sha384, TestName::Rsa2048Sha512] {
+                for group in TestSet::load(name).unwrap().test_groups {
+                    let Some((algorithm, _)) = rs(group.hash) else { continue };
+                    let k = key(algorithm, &group.pem);
+                    for t in group.tests {
+                        check(&k, algorithm, &group.pem, &t.msg, &t.sig, t.result, format!("{name:?} #{}", t.tc_id));
+                    }
+                }
+            }
+        }
+        {
+            use wycheproof::rsa_pss_verify::{TestName, TestSet};
+            for name in [TestName::RsaPss2048Sha256Mgf1SaltLen32, TestName::RsaPss2048Sha384Mgf1SaltLen48] {
+                for group in TestSet::load(name).unwrap().test_groups {
+                    let Some((_, algorithm)) = rs(group.hash) else { continue };
+                    if group.mgf_hash != Some(group.hash) {
+                        continue;
+                    }
+                    let k = key(algorithm, &group.pem);
+                    for t in group.tests {
+                        check(&k, algorithm, &group.pem, &t.msg, &t.sig, t.result, format!("{name:?} #{}", t.tc_id));
+                    }
+                }
+            }
+        }
+        {
+            use wycheproof::ecdsa::{TestName, TestSet};
+            for (name, algorithm) in [
+                (TestName::EcdsaSecp256r1Sha256P1363, Algorithm::ES256),
+                (TestName::EcdsaSecp384r1Sha384P1363, Algorithm::ES384),
+            ] {
+                for group in TestSet::load(name).unwrap().test_groups {
+                    let k = key(algorithm, &group.pem);
+                    for t in group.tests {
+                        check(&k, algorithm, &group.pem, &t.msg, &t.sig, t.result, format!("{name:?} #{}", t.tc_id));
+                    }
+                }
+            }
+        }
+        assert!(cases > 1000, "{cases}");
+    }
+
     const VECTOR_INPUT: &[u8] = b"eyJhbGciOiJQUzI1NiJ9.eyJpc3MiOiJhbGljZSJ9";
     const RSA2048_PEM: &str = "-----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA3AoUcjWWCy11Ozf7QD0k
