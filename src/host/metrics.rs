@@ -58,6 +58,16 @@ pub fn request(plugin: &str, outcome: &str) {
     increment(format!("consumer_auth_requests_total.plugin.{plugin}.outcome.{outcome}"));
 }
 
+/// `consumer_auth_jwt_cache_total.outcome.<hit|miss>`: jwt tokens answered from the verified-token
+/// cache, and verified in full.
+pub fn count(counter: crate::proxy::Counter) {
+    let outcome = match counter {
+        crate::proxy::Counter::JwtCacheHit => "hit",
+        crate::proxy::Counter::JwtCacheMiss => "miss",
+    };
+    increment(format!("consumer_auth_jwt_cache_total.outcome.{outcome}"));
+}
+
 pub fn configuration(loaded: bool) {
     increment(format!("consumer_auth_configurations_total.outcome.{}", if loaded { "loaded" } else { "refused" }));
 }

@@ -55,6 +55,10 @@ impl pipeline::Host for ProxyHost {
         log(level, message);
     }
 
+    fn count(&mut self, counter: crate::proxy::Counter) {
+        metrics::count(counter);
+    }
+
     fn request_protocol(&mut self) -> Option<String> {
         abi::get_property(&["request", "protocol"]).ok().flatten().map(|p| String::from_utf8_lossy(&p).into_owned())
     }

@@ -10,7 +10,7 @@ use crate::consumers::{
     BasicCredential, Consumer, ConsumerLookup, HmacCredential, JwtCredential, KeyCredential, NotLoaded,
 };
 use crate::identity::Identity;
-use crate::proxy::{Host, LogLevel, SharedError};
+use crate::proxy::{Counter, Host, LogLevel, SharedError};
 use crate::request::{Body, ParsedBody, Request};
 use crate::response::{Reason, Rejection};
 
@@ -110,6 +110,11 @@ impl<'a> Ctx<'_, 'a> {
 
     pub fn log(&mut self, level: LogLevel, message: &str) {
         self.host.log(level, message);
+    }
+
+    /// One more of an operator's counter (see [`Counter`]).
+    pub fn count(&mut self, counter: Counter) {
+        self.host.count(counter);
     }
 
     pub fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {

@@ -2,6 +2,7 @@
 //! checked against the consumer's jwt secret named by a claim (`iss` by default).
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use base64::Engine;
 use serde::Deserialize;
@@ -12,8 +13,13 @@ use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
 use crate::error::{parse_section, ConfigError, ErrorKind};
 // Re-exported: the key material lived here before it moved to `crypto::jwt_key`.
 use super::context::Ctx;
+use crate::consumers::JwtCredential;
 pub use crate::crypto::jwt_key::{kong_base64url_decode, Algorithm, KeyError, VerifyingKey};
+use crate::proxy::Counter;
 use crate::response::{Body, Reason, Rejection};
+
+mod cache;
+use cache::{Limits, TokenCache, Verified};
 
 // ---------------------------------------------------------------------------------------------
 // The plugin.
@@ -39,6 +45,10 @@ struct RawJwt {
     #[serde(default)]
     maximum_expiration: f64,
     realm: Option<String>,
+    #[serde(default = "default_token_cache_entries")]
+    token_cache_entries: usize,
+    #[serde(default = "default_token_cache_bytes")]
+    token_cache_bytes: usize,
 }
 
 fn default_uri_param_names() -> Vec<String> {
@@ -52,6 +62,18 @@ fn default_header_names() -> Vec<String> {
 fn default_key_claim_name() -> String {
     "iss".to_string()
 }
+
+fn default_token_cache_entries() -> usize {
+    10_000
+}
+
+fn default_token_cache_bytes() -> usize {
+    4 << 20
+}
+
+/// Bounds of the verified-token cache's settings (per worker).
+const MAX_TOKEN_CACHE_ENTRIES: usize = 1_000_000;
+const MAX_TOKEN_CACHE_BYTES: usize = 256 << 20;
 
 fn yes() -> bool {
     true
@@ -75,6 +97,7 @@ pub struct Jwt {
     maximum_expiration: f64,
     challenge: String,
     challenge_invalid: String,
+    cache: TokenCache,
 }
 
 /// One token found in the request.
@@ -114,6 +137,18 @@ impl Jwt {
                 ErrorKind::Rule("expected to contain: exp"),
             ));
         }
+        if raw.token_cache_entries > MAX_TOKEN_CACHE_ENTRIES {
+            return Err(ConfigError::new(
+                format!("{path}.token_cache_entries"),
+                ErrorKind::Between(0, MAX_TOKEN_CACHE_ENTRIES as i64),
+            ));
+        }
+        if raw.token_cache_bytes > MAX_TOKEN_CACHE_BYTES {
+            return Err(ConfigError::new(
+                format!("{path}.token_cache_bytes"),
+                ErrorKind::Between(0, MAX_TOKEN_CACHE_BYTES as i64),
+            ));
+        }
         ctx.check_anonymous(&raw.anonymous, path)?;
         super::check_realm(&raw.realm, path)?;
         let challenge = match &raw.realm {
@@ -135,6 +170,7 @@ impl Jwt {
             maximum_expiration: raw.maximum_expiration,
             challenge,
             challenge_invalid,
+            cache: TokenCache::new(Limits { max_entries: raw.token_cache_entries, max_bytes: raw.token_cache_bytes }),
         })
     }
 
@@ -309,6 +345,21 @@ impl AuthPlugin for Jwt {
             [Token::Flag] => return Err(self.reject("Unrecognizable token", Reason::InvalidCredentials)),
             _ => return Err(self.reject("Multiple tokens provided", Reason::DuplicateCredentials)),
         };
+        // A token verified before (same bytes) by the credential the lookup still yields: only
+        // the time checks remain (see `cache`).
+        let digest = self.cache.enabled().then(|| cache::digest(&token));
+        if let Some(digest) = &digest {
+            if let Some(verified) = self.cache.get(digest) {
+                match ctx.jwt_credential(&verified.key)? {
+                    Some(current) if Rc::ptr_eq(&current, &verified.credential) => {
+                        ctx.count(Counter::JwtCacheHit);
+                        return self.check_times(verified.exp, verified.nbf, ctx.now() as f64, &current);
+                    }
+                    _ => self.cache.remove(digest),
+                }
+            }
+            ctx.count(Counter::JwtCacheMiss);
+        }
         let jwt = decode(&token).map_err(|e| self.reject(format!("Bad token; {e}"), Reason::InvalidCredentials))?;
 
         // The key claim, from the claims, else from the JWT header (Lua's `a or b`: absent and
@@ -326,11 +377,12 @@ impl AuthPlugin for Jwt {
             }
             Some(v) => v,
         };
-        let found = match key.as_str() {
+        let key = key.as_str();
+        let found = match key {
             Some(k) => ctx.jwt_credential(k)?,
             None => None,
         };
-        let Some(credential) = found else {
+        let (Some(key), Some(credential)) = (key, found) else {
             return Err(
                 self.reject(format!("No credentials found for given '{claim_name}'"), Reason::InvalidCredentials)
             );
@@ -349,15 +401,33 @@ impl AuthPlugin for Jwt {
         if !credential.verifier.verify(jwt.algorithm, hmac_key, jwt.signing_input, &jwt.signature) {
             return Err(self.reject("Invalid signature", Reason::InvalidCredentials));
         }
+        let exp = jwt.claims.get("exp").and_then(Value::as_f64);
+        let nbf = jwt.claims.get("nbf").and_then(Value::as_f64);
+        if let Some(digest) = digest {
+            let verified = Verified { credential: Rc::clone(&credential), key: key.into(), exp, nbf };
+            self.cache.insert(digest, verified);
+        }
+        self.check_times(exp, nbf, ctx.now() as f64, &credential)
+    }
+}
 
-        let now = ctx.now() as f64;
+impl Jwt {
+    /// `claims_to_verify` and `maximum_expiration` against the clock: on every request, cached
+    /// or not (`exp` / `nbf`: the claims as numbers, `None` when absent or not a number).
+    fn check_times(
+        &self,
+        exp: Option<f64>,
+        nbf: Option<f64>,
+        now: f64,
+        credential: &JwtCredential,
+    ) -> Result<Authenticated, Halt> {
         let mut errors = Map::new();
         for claim in &self.claims_to_verify {
             let (name, value) = match claim {
-                Claim::Exp => ("exp", jwt.claims.get("exp")),
-                Claim::Nbf => ("nbf", jwt.claims.get("nbf")),
+                Claim::Exp => ("exp", exp),
+                Claim::Nbf => ("nbf", nbf),
             };
-            let problem = match (claim, value.and_then(Value::as_f64)) {
+            let problem = match (claim, value) {
                 (_, None) => "must be a number",
                 (Claim::Exp, Some(exp)) if exp <= now => "token expired",
                 (Claim::Nbf, Some(nbf)) if nbf > now => "token not valid yet",
@@ -365,11 +435,11 @@ impl AuthPlugin for Jwt {
             };
             errors.insert(name.to_string(), Value::String(problem.to_string()));
         }
-        if errors.is_empty() && self.maximum_expiration > 0.0 {
-            let exp = jwt.claims.get("exp").and_then(Value::as_f64);
-            if exp.is_none_or(|exp| exp - now > self.maximum_expiration) {
-                errors.insert("exp".to_string(), Value::String("exceeds maximum allowed expiration".to_string()));
-            }
+        if errors.is_empty()
+            && self.maximum_expiration > 0.0
+            && exp.is_none_or(|exp| exp - now > self.maximum_expiration)
+        {
+            errors.insert("exp".to_string(), Value::String("exceeds maximum allowed expiration".to_string()));
         }
         if !errors.is_empty() {
             return Err(rejection(
