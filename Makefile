@@ -149,6 +149,16 @@ bench: build envoy wrk
 	cargo build -q -p consumer-auth-e2e --bin bench
 	$(ENVOY_ENV) target/debug/bench
 
+# The jwt plugin side by side with Envoy's native jwt_authn through the real Envoy (one worker
+# pinned to CPU 0, wrk on CPU 1), in one run: HS256 / RS256 / ES256 / EdDSA with a repeated token
+# and with a fresh token per request (pre-minted once into $${CONSUMER_AUTH_CACHE:-~/.cache/consumer-auth}/bench-jwt),
+# as CPU per request over the no-filter route; ~4 minutes. BENCH_BASELINE_WASM=<another .wasm>
+# measures a previous build in the same run. See e2e/src/bin/bench_jwt.rs and docs/PERFORMANCE.md.
+.PHONY: bench-jwt
+bench-jwt: build envoy wrk
+	cargo build -q -p consumer-auth-e2e --bin bench_jwt
+	$(ENVOY_ENV) target/debug/bench_jwt
+
 # The shared consumer store at scale through the real Envoy (one worker pinned to CPU 0, wrk on
 # CPU 1): 10, 100,000 and 1,000,000 consumers served by a remote source; load time, Envoy RSS per
 # consumer, key-auth and basic-auth throughput as a ratio to 10 consumers; ~5 minutes, ~4 GiB.

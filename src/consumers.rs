@@ -1,4 +1,6 @@
-//! Consumers and their credentials, indexed once per configuration for O(1) lookup.
+//! Consumers and their credentials, indexed once per configuration for O(1) lookup, and the one
+//! interface a request looks them up through ([`ConsumerLookup`]), whether they are in the
+//! configuration or in a shared consumer store.
 //!
 //! Secrets are never kept in the clear: API keys are indexed by their SHA-256 digest and
 //! passwords are kept as verifiers (SHA-256 digest, or Kong's salted SHA-1), compared in
@@ -10,6 +12,9 @@ use std::rc::Rc;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::crypto::jwt_key::{Algorithm, VerifyingKey};
+use crate::proxy::Host;
 
 /// A consumer as the pipeline and the identity headers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +106,8 @@ pub struct JwtCredential {
     /// The secret's `key`: what `X-Credential-Identifier` carries.
     pub key: String,
     pub consumer: Rc<Consumer>,
-    pub algorithm: crate::plugins::jwt::Algorithm,
-    pub verifier: crate::plugins::jwt::VerifyingKey,
+    pub algorithm: Algorithm,
+    pub verifier: VerifyingKey,
     /// The secret / public key as written, for writing the credential to a consumer store.
     pub material: JwtMaterial,
 }
@@ -118,6 +123,26 @@ impl std::fmt::Debug for JwtMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("JwtMaterial { .. }")
     }
+}
+
+/// One consumer of a document with its credentials, validated on its own. Uniqueness across
+/// consumers is checked by whoever collects them: the inline index (`config`) or the
+/// store builder (`store::Builder`).
+pub struct ValidConsumer {
+    pub consumer: Rc<Consumer>,
+    pub keys: Vec<ValidKey>,
+    pub basic: Vec<BasicCredential>,
+    pub hmac: Vec<HmacCredential>,
+    pub jwt: Vec<JwtCredential>,
+}
+
+pub struct ValidKey {
+    pub digest: [u8; 32],
+    /// Given as `key_hash` rather than `key` (names the field in a refusal).
+    pub from_hash: bool,
+    /// The credential id was given (a derived one is unique whenever consumer ids are).
+    pub explicit_id: bool,
+    pub credential: KeyCredential,
 }
 
 /// All consumers of one configuration with their credentials.
@@ -187,6 +212,51 @@ impl ConsumerIndex {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+}
+
+/// What a lookup found: the credential or consumer, nothing, or no answer because the consumer
+/// store is not loaded.
+pub type Lookup<T> = Result<Option<Rc<T>>, NotLoaded>;
+
+/// The consumer store `store` has no generation yet (or shared data is unavailable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotLoaded {
+    pub store: String,
+}
+
+/// Where a request's consumers are found: the configuration's own [`ConsumerIndex`], or a shared
+/// consumer store read through the proxy (`store::StoreReader`). Plugins ask through their
+/// context and never know which.
+pub trait ConsumerLookup {
+    fn key(&mut self, host: &mut dyn Host, presented_key: &[u8]) -> Lookup<KeyCredential>;
+    fn basic(&mut self, host: &mut dyn Host, username: &[u8]) -> Lookup<BasicCredential>;
+    fn hmac(&mut self, host: &mut dyn Host, username: &str) -> Lookup<HmacCredential>;
+    fn jwt(&mut self, host: &mut dyn Host, key: &str) -> Lookup<JwtCredential>;
+    /// Kong's `load_consumer(ref, true)`: by id, then by username.
+    fn by_reference(&mut self, host: &mut dyn Host, reference: &str) -> Lookup<Consumer>;
+}
+
+/// The index answers from memory: it never needs the proxy and is always loaded.
+impl ConsumerLookup for &ConsumerIndex {
+    fn key(&mut self, _: &mut dyn Host, presented_key: &[u8]) -> Lookup<KeyCredential> {
+        Ok(ConsumerIndex::key(self, presented_key))
+    }
+
+    fn basic(&mut self, _: &mut dyn Host, username: &[u8]) -> Lookup<BasicCredential> {
+        Ok(ConsumerIndex::basic(self, username))
+    }
+
+    fn hmac(&mut self, _: &mut dyn Host, username: &str) -> Lookup<HmacCredential> {
+        Ok(ConsumerIndex::hmac(self, username))
+    }
+
+    fn jwt(&mut self, _: &mut dyn Host, key: &str) -> Lookup<JwtCredential> {
+        Ok(ConsumerIndex::jwt(self, key))
+    }
+
+    fn by_reference(&mut self, _: &mut dyn Host, reference: &str) -> Lookup<Consumer> {
+        Ok(ConsumerIndex::by_reference(self, reference))
     }
 }
 

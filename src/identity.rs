@@ -9,26 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::consumers::Consumer;
 use crate::request::Header;
 
-pub const CONSUMER_ID: &str = "x-consumer-id";
-pub const CONSUMER_CUSTOM_ID: &str = "x-consumer-custom-id";
-pub const CONSUMER_USERNAME: &str = "x-consumer-username";
-pub const CREDENTIAL_IDENTIFIER: &str = "x-credential-identifier";
-pub const ANONYMOUS_CONSUMER: &str = "x-anonymous-consumer";
-pub const CONSUMER_GROUPS: &str = "x-consumer-groups";
-
-/// The headers this filter writes.
-pub const MANAGED_HEADERS: [&str; 6] =
-    [CONSUMER_ID, CONSUMER_CUSTOM_ID, CONSUMER_USERNAME, CREDENTIAL_IDENTIFIER, ANONYMOUS_CONSUMER, CONSUMER_GROUPS];
-
-/// Identity headers a client must never be able to supply: every `X-Consumer-*`, plus these.
-const SPOOFABLE_EXACT: [&str; 4] =
-    [CREDENTIAL_IDENTIFIER, ANONYMOUS_CONSUMER, "x-authenticated-groups", "x-credential-username"];
-
-pub fn is_spoofable(name: &str) -> bool {
-    const PREFIX: &str = "x-consumer-";
-    name.get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
-        || SPOOFABLE_EXACT.iter().any(|s| s.eq_ignore_ascii_case(name))
-}
+// The header names live in the leaf `identity_headers` (the request reads them too).
+pub use crate::identity_headers::{
+    is_spoofable, ANONYMOUS_CONSUMER, CONSUMER_CUSTOM_ID, CONSUMER_GROUPS, CONSUMER_ID, CONSUMER_USERNAME,
+    CREDENTIAL_IDENTIFIER, MANAGED_HEADERS,
+};
 
 /// The property several instances of the filter use to hand the identity on. Envoy: a single
 /// path segment (what Envoy lets a later wasm filter read back). Kong: ngx_wasm_module sets only

@@ -1,16 +1,22 @@
 //! consumer-auth: Kong Gateway's consumer authentication model as one proxy-wasm filter.
 //!
-//! The engine (`config`, `consumers`, `request`, `plugins`, `pipeline`, `identity`, `response`)
-//! is plain Rust that knows nothing of proxy-wasm; `host` binds it to the SDK and is only built
-//! for wasm32.
+//! Everything but `host` is the engine: plain Rust that knows nothing of proxy-wasm, in layers
+//! that import only the layers below them (`layers.rs` lists them and a unit test checks it;
+//! docs/ARCHITECTURE.md draws them). `host` binds the engine to the SDK and is only built for
+//! wasm32.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod config;
 pub mod consumers;
+pub mod crypto;
+pub mod error;
+pub mod host_kind;
 pub mod identity;
+pub mod identity_headers;
 pub mod pipeline;
 pub mod plugins;
+pub mod proxy;
 pub mod request;
 pub mod response;
 pub mod store;
@@ -19,6 +25,9 @@ pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod host;
+
+#[cfg(test)]
+mod layers;
 
 /// The largest request body buffered for a plugin that reads the body (key-auth with
 /// `key_in_body`). A larger body is answered with 413 instead of being buffered. Equal to

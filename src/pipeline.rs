@@ -3,201 +3,17 @@
 //! glue applies it. A run that needs the body returns [`Outcome::NeedBody`] and is simply run
 //! again, from the start, once the body is there.
 
-use std::cell::OnceCell;
-use std::rc::Rc;
-
-use crate::config::Config;
-use crate::config::ConsumerSource;
-use crate::consumers::{BasicCredential, Consumer, ConsumerIndex, HmacCredential, JwtCredential, KeyCredential};
+use crate::config::{Config, ConsumerSource};
+use crate::consumers::ConsumerLookup;
 use crate::identity::{self, HeaderOp, Identity};
+// Re-exported: these lived here before the plugin context and the proxy trait had files of their
+// own.
+pub use crate::plugins::context::{Ctx, Edits, Verdict};
 use crate::plugins::{AuthPlugin, Configured, Halt};
-use crate::request::{Body, ParsedBody, Request};
+pub use crate::proxy::{Host, LogLevel, SharedError};
+use crate::request::Request;
 use crate::response::{Reason, Rejection};
 use crate::store::StoreReader;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// What the engine needs from the proxy besides the request itself.
-pub trait Host {
-    /// Unix time in seconds.
-    fn now_unix_seconds(&mut self) -> u64;
-    fn log(&mut self, level: LogLevel, message: &str);
-    /// The request's HTTP protocol as the host names it (Envoy: `HTTP/1.0`, `HTTP/1.1`,
-    /// `HTTP/2`, `HTTP/3`), if it tells. Asked only when a plugin needs it (hmac-auth's
-    /// `request-line`).
-    fn request_protocol(&mut self) -> Option<String> {
-        None
-    }
-
-    /// Proxy-wide shared data (all workers): the value and its CAS token.
-    fn shared_get(&mut self, _key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {
-        Err(SharedError::Unavailable)
-    }
-
-    /// Write `value` if the key's CAS token is still `cas` (0: unconditionally).
-    fn shared_set(&mut self, _key: &str, _value: &[u8], _cas: u32) -> Result<(), SharedError> {
-        Err(SharedError::Unavailable)
-    }
-
-    /// The client's address (without port), read only when a plugin needs it.
-    fn client_ip(&mut self) -> Option<String> {
-        None
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SharedError {
-    /// Someone else wrote the key since it was read.
-    CasMismatch,
-    Unavailable,
-}
-
-/// Changes to the request that plugins asked for (hide_credentials).
-#[derive(Debug, Default)]
-pub struct Edits {
-    remove_headers: Vec<String>,
-    path: Option<String>,
-    body: Option<Vec<u8>>,
-    response_headers: Vec<(String, String)>,
-}
-
-impl Edits {
-    pub fn remove_header(&mut self, name: &str) {
-        let lower = name.to_ascii_lowercase();
-        if !self.remove_headers.contains(&lower) {
-            self.remove_headers.push(lower);
-        }
-    }
-
-    pub fn set_path(&mut self, path: String) {
-        self.path = Some(path);
-    }
-
-    pub fn set_body(&mut self, body: Vec<u8>) {
-        self.body = Some(body);
-    }
-
-    /// A header for the response sent back to the client (rate-limiting's).
-    pub fn add_response_header(&mut self, name: String, value: String) {
-        self.response_headers.push((name, value));
-    }
-}
-
-/// Where this request's consumers are looked up.
-enum Consumers<'r> {
-    Inline(&'r ConsumerIndex),
-    Store(StoreReader<'r>),
-}
-
-/// The per-request state plugins work on.
-pub struct Ctx<'r, 'a> {
-    pub req: &'r Request<'a>,
-    consumers: Consumers<'r>,
-    pub identity: Identity,
-    pub edits: Edits,
-    host: &'r mut dyn Host,
-    body: OnceCell<ParsedBody<'a>>,
-    verdict: Verdict,
-}
-
-impl<'a> Ctx<'_, 'a> {
-    /// The request body parsed by its content type; [`Halt::NeedBody`] if it is not read yet.
-    pub fn body(&self) -> Result<&ParsedBody<'a>, Halt> {
-        let raw = match self.req.body {
-            Body::Pending => return Err(Halt::NeedBody),
-            Body::Empty => &[][..],
-            Body::Complete(b) => b,
-        };
-        Ok(self.body.get_or_init(|| ParsedBody::parse(self.req.content_type(), raw)))
-    }
-
-    /// The raw request body (empty when the request has none); [`Halt::NeedBody`] if it is not
-    /// read yet.
-    pub fn raw_body(&self) -> Result<&'a [u8], Halt> {
-        match self.req.body {
-            Body::Pending => Err(Halt::NeedBody),
-            Body::Empty => Ok(&[]),
-            Body::Complete(b) => Ok(b),
-        }
-    }
-
-    pub fn now(&mut self) -> u64 {
-        self.host.now_unix_seconds()
-    }
-
-    /// The request's HTTP protocol (see [`Host::request_protocol`]), asked of the host lazily.
-    pub fn request_protocol(&mut self) -> Option<String> {
-        self.host.request_protocol()
-    }
-
-    pub fn log(&mut self, level: LogLevel, message: &str) {
-        self.host.log(level, message);
-    }
-
-    pub fn shared_get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, SharedError> {
-        self.host.shared_get(key)
-    }
-
-    pub fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedError> {
-        self.host.shared_set(key, value, cas)
-    }
-
-    pub fn client_ip(&mut self) -> Option<String> {
-        self.host.client_ip()
-    }
-
-    pub fn key_credential(&mut self, key: &[u8]) -> Result<Option<Rc<KeyCredential>>, Halt> {
-        match &mut self.consumers {
-            Consumers::Inline(index) => Ok(index.key(key)),
-            Consumers::Store(reader) => reader.key(self.host, key).map_err(|_| store_not_loaded(reader)),
-        }
-    }
-
-    pub fn basic_credential(&mut self, username: &[u8]) -> Result<Option<Rc<BasicCredential>>, Halt> {
-        match &mut self.consumers {
-            Consumers::Inline(index) => Ok(index.basic(username)),
-            Consumers::Store(reader) => reader.basic(self.host, username).map_err(|_| store_not_loaded(reader)),
-        }
-    }
-
-    pub fn hmac_credential(&mut self, username: &str) -> Result<Option<Rc<HmacCredential>>, Halt> {
-        match &mut self.consumers {
-            Consumers::Inline(index) => Ok(index.hmac(username)),
-            Consumers::Store(reader) => reader.hmac(self.host, username).map_err(|_| store_not_loaded(reader)),
-        }
-    }
-
-    pub fn jwt_credential(&mut self, key: &str) -> Result<Option<Rc<JwtCredential>>, Halt> {
-        match &mut self.consumers {
-            Consumers::Inline(index) => Ok(index.jwt(key)),
-            Consumers::Store(reader) => reader.jwt(self.host, key).map_err(|_| store_not_loaded(reader)),
-        }
-    }
-
-    /// Kong's `load_consumer(ref, true)`: by id, then by username.
-    pub fn consumer_by_reference(&mut self, reference: &str) -> Result<Option<Rc<Consumer>>, Halt> {
-        match &mut self.consumers {
-            Consumers::Inline(index) => Ok(index.by_reference(reference)),
-            Consumers::Store(reader) => reader.by_reference(self.host, reference).map_err(|_| store_not_loaded(reader)),
-        }
-    }
-}
-
-/// Until a store's first generation is loaded, requests that need it get a 503.
-fn store_not_loaded(reader: &StoreReader<'_>) -> Halt {
-    Halt::from(Rejection::kong(
-        503,
-        format!("consumer store '{}' is not loaded yet", reader.name()),
-        Reason::StoreNotLoaded,
-    ))
-}
 
 /// What to do with the request.
 #[derive(Debug)]
@@ -226,19 +42,6 @@ pub struct Forward {
     pub first_instance: bool,
 }
 
-/// How a forwarded request was identified by this filter instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Verdict {
-    /// This instance established no identity (no auth plugin ran, preflight bypass, or an earlier
-    /// instance did it).
-    #[default]
-    Passed,
-    /// The named plugin authenticated a credential (the last one to do so in this instance).
-    Authenticated(&'static str),
-    /// The named plugin fell back to the anonymous consumer.
-    Anonymous(&'static str),
-}
-
 /// Run every plugin of `config` on `req`. `handoff` is what an earlier instance of the filter
 /// handed over for this request (the raw property value), if any.
 pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mut dyn Host) -> Outcome {
@@ -254,18 +57,18 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
     } else {
         req
     };
-    let mut ctx = Ctx {
-        req: view,
-        consumers: match &config.consumers {
-            ConsumerSource::Inline(index) => Consumers::Inline(index),
-            ConsumerSource::Store(name) => Consumers::Store(StoreReader::new(name)),
-        },
-        identity: incoming.unwrap_or_default(),
-        edits: Edits::default(),
-        host,
-        body: OnceCell::new(),
-        verdict: Verdict::default(),
+    let (mut inline, mut store);
+    let consumers: &mut dyn ConsumerLookup = match &config.consumers {
+        ConsumerSource::Inline(index) => {
+            inline = &**index;
+            &mut inline
+        }
+        ConsumerSource::Store(name) => {
+            store = StoreReader::new(name);
+            &mut store
+        }
     };
+    let mut ctx = Ctx::new(view, consumers, incoming.unwrap_or_default(), host);
 
     for slot in &config.slots {
         let Some(entry) = slot.entry_for(ctx.identity.consumer.as_deref()) else {
@@ -358,7 +161,7 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::request::Header;
+    use crate::request::{Body, Header};
 
     struct FakeHost;
     impl Host for FakeHost {

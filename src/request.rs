@@ -45,7 +45,7 @@ pub struct Request<'a> {
     headers: &'a [Header],
     pub body: Body<'a>,
     query: OnceCell<Vec<Arg<'a>>>,
-    /// Identity headers (`identity::is_spoofable`) read as absent: the client's are stripped
+    /// Identity headers (`identity_headers::is_spoofable`) read as absent: the client's are stripped
     /// before any plugin runs (AUTH_SPEC §2).
     hide_identity_headers: bool,
 }
@@ -63,7 +63,7 @@ impl<'a> Request<'a> {
 
     /// Header names are compared case-insensitively.
     pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
-        let hidden = self.hide_identity_headers && crate::identity::is_spoofable(name);
+        let hidden = self.hide_identity_headers && crate::identity_headers::is_spoofable(name);
         self.headers.iter().filter(move |(n, _)| !hidden && n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 

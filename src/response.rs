@@ -85,6 +85,30 @@ impl Rejection {
     }
 
     /// The message text, for logs.
+    /// The plugin that refused; the filter itself when no plugin did (no configuration, a body
+    /// too large, a host failure).
+    pub fn plugin_or_filter(&self) -> &'static str {
+        if self.plugin.is_empty() {
+            "consumer-auth"
+        } else {
+            self.plugin
+        }
+    }
+
+    /// The one log line written per refused request. Never a secret: the message is one of the
+    /// fixed texts, the consumer its name.
+    pub fn log_line(&self, request_id: Option<&str>) -> String {
+        format!(
+            "consumer-auth: refused request_id={} plugin={} reason={} status={} consumer={} message={:?}",
+            request_id.unwrap_or("-"),
+            self.plugin_or_filter(),
+            self.reason.as_str(),
+            self.status,
+            self.consumer.as_deref().unwrap_or("-"),
+            self.message()
+        )
+    }
+
     pub fn message(&self) -> &str {
         match &self.body {
             Body::KongError(m) | Body::CompactJson(m) => m,
@@ -311,5 +335,19 @@ mod tests {
         assert_eq!(render(&r, None, None).body, br#"{"message":"say \"hi\" <b>"}"#);
         let html = String::from_utf8(render(&r, Some(b"text/html"), Some("1")).body).unwrap();
         assert!(html.contains("<p>say &quot;hi&quot; &lt;b&gt;.</p>"));
+    }
+
+    #[test]
+    fn the_refusal_log_line() {
+        let mut r = Rejection::kong(401, "No API key found in request", Reason::NoCredentials);
+        assert_eq!(
+            r.log_line(None),
+            "consumer-auth: refused request_id=- plugin=consumer-auth reason=no_credentials status=401 consumer=- \
+             message=\"No API key found in request\""
+        );
+        r.plugin = "key-auth";
+        r.consumer = Some("alice".into());
+        assert!(r.log_line(Some("id-1")).starts_with("consumer-auth: refused request_id=id-1 plugin=key-auth "));
+        assert!(r.log_line(None).contains(" consumer=alice "));
     }
 }

@@ -198,6 +198,36 @@ impl Envoy {
     pub fn admin(&self, path: &str) -> crate::http::Response {
         Request::get(path).send(self.admin_port)
     }
+
+    /// A counter or gauge by its full name (e.g. `wasmcustom.consumer_auth_...`); 0 when Envoy
+    /// does not have it (yet).
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = self.admin(&format!("/stats?filter={name}")).text();
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Polls `request` until `done` holds for its answer; the time it took. Panics (with the
+    /// last answer) after `within`.
+    pub fn wait_until(
+        &self,
+        request: &Request,
+        within: std::time::Duration,
+        done: impl Fn(&crate::http::Response) -> bool,
+    ) -> std::time::Duration {
+        let start = std::time::Instant::now();
+        loop {
+            let response = request.send(self.port);
+            if done(&response) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < within, "still {} {} after {within:?}", response.status, response.text());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Envoy {

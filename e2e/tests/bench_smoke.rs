@@ -45,3 +45,49 @@ fn bench_runs_in_tiny_mode() {
     assert_eq!(std::fs::read_to_string(written[0].path()).unwrap(), stdout);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `make bench-jwt` in a tiny mode (a small token pool minted into a temporary cache, one
+/// 1-second run per case): every route is checked (200 with a token, 401 without one or with a
+/// forged signature) before it is measured, jwt_authn included; the repeated-token rows of
+/// consumer-auth show cache hits read from Envoy's stats, and the target comparisons are printed.
+#[test]
+fn bench_jwt_runs_in_tiny_mode() {
+    let dir = std::env::temp_dir().join(format!("consumer-auth-bench-jwt-smoke-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_bench_jwt"))
+        .env("BENCH_SECONDS", "1")
+        .env("BENCH_FRESH_SECONDS", "1")
+        .env("BENCH_RUNS", "1")
+        .env("BENCH_WARMUP", "0")
+        .env("BENCH_JWT_TOKENS", "200")
+        .env("CONSUMER_AUTH_CACHE", dir.join("cache"))
+        .env("BENCH_RESULTS_DIR", dir.join("results"))
+        .output()
+        .expect("run the bench_jwt binary");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench_jwt failed ({}):\n{stdout}\n{stderr}", output.status);
+    for alg in ["HS256", "RS256", "ES256", "EdDSA"] {
+        for case in [
+            format!("consumer-auth {alg} repeated"),
+            format!("consumer-auth {alg} fresh"),
+            format!("jwt_authn {alg} fresh"),
+        ] {
+            let row = stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("| {case} |")))
+                .unwrap_or_else(|| panic!("no row {case}:\n{stdout}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let rps: f64 = cells[2].parse().unwrap_or_else(|_| panic!("req/s in {row}"));
+            assert!(rps > 0.0, "{row}");
+            if case.ends_with("repeated") {
+                let hits: u64 = cells[7].split('/').next().unwrap().trim().parse().unwrap_or(0);
+                assert!(hits > 0, "a repeated token is answered from the cache: {row}");
+            }
+        }
+    }
+    assert!(stdout.contains("| fresh RS256: consumer-auth / jwt_authn (target +CPU ≤ 3) |"), "{stdout}");
+    assert!(stdout.contains("| repeated ES256 / repeated HS256, consumer-auth (target req/s ≥ 0.9) |"), "{stdout}");
+    let minted = std::fs::read_dir(dir.join("cache/bench-jwt")).expect("the minted tokens").count();
+    assert_eq!(minted, 4, "one pool per algorithm");
+    let _ = std::fs::remove_dir_all(&dir);
+}

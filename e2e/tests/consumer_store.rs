@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use consumer_auth_e2e::bootstrap::Bootstrap;
 use consumer_auth_e2e::echo::EchoServer;
@@ -53,26 +53,8 @@ fn outcome(response: &Response) -> String {
     }
 }
 
-/// Poll `request` until `done` holds for its answer; the time it took.
-fn wait_until(port: u16, request: &Request, within: Duration, done: impl Fn(&Response) -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        let response = request.send(port);
-        if done(&response) {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "still {} after {within:?}", outcome(&response));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn stat(envoy: &Envoy, name: &str) -> u64 {
-    let stats = envoy.admin(&format!("/stats?filter={name}")).text();
-    stats.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
-}
-
 fn fetch_stat(envoy: &Envoy, outcome: &str) -> u64 {
-    stat(envoy, &format!("wasmcustom.consumer_auth_store_fetches_total.store.main.outcome.{outcome}"))
+    envoy.stat(&format!("wasmcustom.consumer_auth_store_fetches_total.store.main.outcome.{outcome}"))
 }
 
 #[test]
@@ -122,7 +104,7 @@ fn a_store_from_configuration_serves_every_worker() {
     let log = envoy.log();
     let loads = log.matches("consumer-auth: store 'main': generation 1 loaded (").count();
     assert_eq!(loads, 1, "the store is written once, by the service:\n{log}");
-    assert_eq!(stat(&envoy, "wasmcustom.consumer_auth_store_generation.store.main"), 1);
+    assert_eq!(envoy.stat("wasmcustom.consumer_auth_store_generation.store.main"), 1);
 }
 
 fn remote_bootstrap(upstream: u16, source: u16) -> Bootstrap {
@@ -151,17 +133,17 @@ fn a_remote_source_is_polled_and_changes_take_effect_within_a_period() {
         assert!(r.upstream().is_none());
     }
     assert_eq!(Request::get("/or").send(port).status, 503);
-    wait_until(port, &Request::get("/or"), WITHIN_A_PERIOD, |_| fetch_stat(&envoy, "failed") >= 1);
+    envoy.wait_until(&Request::get("/or"), WITHIN_A_PERIOD, |_| fetch_stat(&envoy, "failed") >= 1);
     assert_eq!(key("/or", ALICE.key()).send(port).status, 503);
 
     let v1 = source.set_consumers(&consumers_json(&ALL));
-    let took = wait_until(port, &key("/key", ALICE.key()), WITHIN_A_PERIOD, |r| r.status == 200);
+    let took = envoy.wait_until(&key("/key", ALICE.key()), WITHIN_A_PERIOD, |r| r.status == 200);
     eprintln!("first load served after {took:?}");
     assert_eq!(outcome(&key("/key", BOB.key()).send(port)), "200 bob");
     assert_eq!(outcome(&Request::get("/or").send(port)), format!("200 {}", ANONYMOUS.username));
 
     // unchanged: If-None-Match with the ETag, 304
-    wait_until(port, &Request::get("/or"), WITHIN_A_PERIOD, |_| {
+    envoy.wait_until(&Request::get("/or"), WITHIN_A_PERIOD, |_| {
         source.fetches().iter().any(|f| f.if_none_match.as_deref() == Some(v1.as_str()) && f.status == 304)
     });
     assert!(fetch_stat(&envoy, "unchanged") >= 1);
@@ -173,13 +155,13 @@ fn a_remote_source_is_polled_and_changes_take_effect_within_a_period() {
     bob.as_object_mut().unwrap().remove("keyauth_credentials");
     next.as_array_mut().unwrap().push(json!({ "username": "erin", "keyauth_credentials": [{ "key": "erin-key" }] }));
     source.set_consumers(&next);
-    let took = wait_until(port, &key("/key", "erin-key"), WITHIN_A_PERIOD, |r| r.status == 200);
+    let took = envoy.wait_until(&key("/key", "erin-key"), WITHIN_A_PERIOD, |r| r.status == 200);
     eprintln!("a new generation served after {took:?}");
     assert_eq!(outcome(&key("/key", "erin-key").send(port)), "200 erin");
     let r = key("/key", BOB.key()).send(port);
     assert_eq!((r.status, r.message()), (401, "Unauthorized".to_string()), "bob's key is revoked");
     assert_eq!(outcome(&Request::get("/or").basic(BOB.basic_user(), BOB.basic_password()).send(port)), "200 bob");
-    assert_eq!(stat(&envoy, "wasmcustom.consumer_auth_store_generation.store.main"), 2);
+    assert_eq!(envoy.stat("wasmcustom.consumer_auth_store_generation.store.main"), 2);
 
     // a failing source keeps the last generation: an error status, then a document that is not
     // JSON, then one that does not validate
@@ -191,10 +173,10 @@ fn a_remote_source_is_polled_and_changes_take_effect_within_a_period() {
     for (what, make_it_fail) in failing {
         let before = fetch_stat(&envoy, what);
         make_it_fail();
-        wait_until(port, &Request::get("/or"), WITHIN_A_PERIOD * 2, |_| fetch_stat(&envoy, what) >= before + 2);
+        envoy.wait_until(&Request::get("/or"), WITHIN_A_PERIOD * 2, |_| fetch_stat(&envoy, what) >= before + 2);
         assert_eq!(outcome(&key("/key", "erin-key").send(port)), "200 erin", "{what}");
         assert_eq!(key("/key", BOB.key()).send(port).status, 401, "{what}");
-        assert_eq!(stat(&envoy, "wasmcustom.consumer_auth_store_generation.store.main"), 2);
+        assert_eq!(envoy.stat("wasmcustom.consumer_auth_store_generation.store.main"), 2);
     }
     let log = envoy.log();
     assert!(log.contains("fetch failed: status 500; keeping generation 2"), "{log}");
@@ -202,9 +184,9 @@ fn a_remote_source_is_polled_and_changes_take_effect_within_a_period() {
 
     // a good document again: the next generation
     source.set_consumers(&consumers_json(&ALL));
-    wait_until(port, &key("/key", BOB.key()), WITHIN_A_PERIOD, |r| r.status == 200);
+    envoy.wait_until(&key("/key", BOB.key()), WITHIN_A_PERIOD, |r| r.status == 200);
     assert_eq!(key("/key", "erin-key").send(port).status, 401);
-    assert_eq!(stat(&envoy, "wasmcustom.consumer_auth_store_generation.store.main"), 3);
+    assert_eq!(envoy.stat("wasmcustom.consumer_auth_store_generation.store.main"), 3);
     assert!(envoy.log().contains("consumer-auth: store 'main': generation 3 loaded"));
 }
 
@@ -234,7 +216,7 @@ fn swapping_generations_under_load_never_fails_a_request() {
     source.set_consumers(&big_population(5_000, "marker-0"));
     let envoy = start(&remote_bootstrap(upstream.port, source.port));
     let port = envoy.port;
-    wait_until(port, &key("/key", "marker-0"), Duration::from_secs(10), |r| r.status == 200);
+    envoy.wait_until(&key("/key", "marker-0"), Duration::from_secs(10), |r| r.status == 200);
 
     let stop = Arc::new(AtomicBool::new(false));
     let statuses = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
@@ -268,7 +250,7 @@ fn swapping_generations_under_load_never_fails_a_request() {
         let marker = format!("marker-{swap}");
         // every generation differs (a new marker, and the filler count changes)
         source.set_consumers(&big_population(5_000 + swap * 100, &marker));
-        swap_times.push(wait_until(port, &key("/key", &marker), Duration::from_secs(10), |r| r.status == 200));
+        swap_times.push(envoy.wait_until(&key("/key", &marker), Duration::from_secs(10), |r| r.status == 200));
         let old = format!("marker-{}", swap - 1);
         assert_eq!(key("/key", &old).send(port).status, 401, "the previous generation's marker is gone");
     }
@@ -284,5 +266,5 @@ fn swapping_generations_under_load_never_fails_a_request() {
     let unexpected: Vec<_> = statuses.iter().filter(|(k, _)| !expected.contains(k)).collect();
     assert!(unexpected.is_empty(), "unexpected answers during swaps: {unexpected:?} (all: {statuses:?})");
     assert!(statuses.values().all(|n| *n > 100), "too few requests to mean anything: {statuses:?}");
-    assert_eq!(stat(&envoy, "wasmcustom.consumer_auth_store_generation.store.main"), 1 + SWAPS as u64);
+    assert_eq!(envoy.stat("wasmcustom.consumer_auth_store_generation.store.main"), 1 + SWAPS as u64);
 }

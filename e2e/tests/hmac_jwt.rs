@@ -262,3 +262,86 @@ fn jwt_through_envoy() {
     });
     cases.finish();
 }
+
+const CACHE_HIT: &str = "wasmcustom.consumer_auth_jwt_cache_total.outcome.hit";
+const CACHE_MISS: &str = "wasmcustom.consumer_auth_jwt_cache_total.outcome.miss";
+
+/// The verified-token cache on the real Envoy, with consumers from a store fed by a remote
+/// source: repeated tokens are hits (counted in Envoy's stats); `exp` is judged on a hit by
+/// Envoy's clock; a rotated or removed key stops a cached token on the first request after the
+/// new generation is served.
+#[test]
+fn verified_tokens_are_cached_until_they_expire_or_their_key_changes() {
+    let keys = Keys::generate();
+    let rotated = Keys::generate();
+    let upstream = EchoServer::start();
+    let source = consumer_auth_e2e::source::DocumentServer::start();
+    let consumers = |keys: &Keys| jwt_instance(keys, json!([]))["consumers"].clone();
+    source.set_consumers(&consumers(&keys));
+    let bootstrap = Bootstrap::new(upstream.port)
+        .static_cluster("consumer_source", source.port)
+        .store_service(json!({ "store": { "name": "main", "source": {
+            "upstream": "consumer_source", "authority": "consumers.internal", "path": "/consumers.json",
+            "refresh_seconds": 1, "timeout_ms": 5000
+        } } }))
+        .route(
+            "/jwt",
+            [json!({ "consumer_store": "main", "plugins": [plugin("jwt", json!({ "claims_to_verify": ["exp"] }))] })],
+        );
+    let envoy = Envoy::start(&bootstrap);
+    let get = |token: &str| Request::get("/jwt").header("Authorization", &bearer(token));
+    let within = std::time::Duration::from_secs(10);
+    let rs = keys.rs256(&json!({ "iss": RS256_KEY, "exp": now() + 600 }));
+    envoy.wait_until(&get(&rs), within, |r| r.status == 200);
+    let counts = || (envoy.stat(CACHE_HIT), envoy.stat(CACHE_MISS));
+
+    // repeated: hits, each answered as the first was
+    let (hits, misses) = counts();
+    for _ in 0..20 {
+        assert_seen(&get(&rs).send(envoy.port).expect_upstream(), &Seen::authenticated(&ALICE, RS256_KEY));
+    }
+    let (hits_after, misses_after) = counts();
+    // Envoy runs a worker per CPU, each with its own cache: at most one miss per worker
+    assert!(hits_after - hits >= 18, "hits {hits} -> {hits_after}, misses {misses} -> {misses_after}");
+
+    // exp judged on every hit, by Envoy's clock
+    let exp = now() + 2;
+    let es = keys.es256(&json!({ "iss": ES256_KEY, "exp": exp }));
+    for _ in 0..3 {
+        assert_seen(&get(&es).send(envoy.port).expect_upstream(), &Seen::authenticated(&ALICE, ES256_KEY));
+    }
+    while now() <= exp {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (hits, _) = counts();
+    let r = get(&es).send(envoy.port);
+    assert_eq!((r.status, r.text().as_str()), (401, r#"{"exp":"token expired"}"#));
+    assert!(counts().0 > hits, "the expired token was refused on a hit");
+
+    // the RS256 key rotated: once the new generation is served (a token of the new key passes),
+    // the cached token is refused on the very next request
+    let new_token = rotated.rs256(&json!({ "iss": RS256_KEY, "exp": now() + 600 }));
+    let mut next = consumers(&keys);
+    let alice = next.as_array_mut().unwrap().iter_mut().find(|c| c["username"] == ALICE.username).unwrap();
+    for secret in alice["jwt_secrets"].as_array_mut().unwrap() {
+        if secret["key"] == RS256_KEY {
+            secret["rsa_public_key"] = json!(rotated.rsa_pem());
+        }
+    }
+    source.set_consumers(&next);
+    envoy.wait_until(&get(&new_token), within, |r| r.status == 200);
+    for _ in 0..4 {
+        let r = get(&rs).send(envoy.port);
+        assert_eq!((r.status, r.text().as_str()), (401, r#"{"message":"Invalid signature"}"#));
+    }
+
+    // the key removed
+    let alice = next.as_array_mut().unwrap().iter_mut().find(|c| c["username"] == ALICE.username).unwrap();
+    alice["jwt_secrets"].as_array_mut().unwrap().retain(|s| s["key"] != RS256_KEY);
+    source.set_consumers(&next);
+    envoy.wait_until(&get(&new_token), within, |r| r.status == 401);
+    for token in [&rs, &new_token] {
+        let r = get(token).send(envoy.port);
+        assert_eq!((r.status, r.text().as_str()), (401, r#"{"message":"No credentials found for given 'iss'"}"#));
+    }
+}

@@ -21,9 +21,8 @@ thread_local! {
 }
 
 fn id(kind: u32, name: String) -> Option<u32> {
-    // Kong: ngx_wasm_module before proxy-wasm metrics (Kong 3.4–3.7, maybe 3.8) traps on any
-    // metric call, and Kong's Prometheus export of wasm metrics rejects these names: none there.
-    if !super::on_envoy() {
+    // Kong has none (see `HostKind::has_metrics`).
+    if !super::kind().has_metrics() {
         return None;
     }
     if let Some(id) = IDS.with(|ids| ids.borrow().get(&name).copied()) {
@@ -57,6 +56,16 @@ pub fn store_fetch(store: &str, outcome: &str) {
 
 pub fn request(plugin: &str, outcome: &str) {
     increment(format!("consumer_auth_requests_total.plugin.{plugin}.outcome.{outcome}"));
+}
+
+/// `consumer_auth_jwt_cache_total.outcome.<hit|miss>`: jwt tokens answered from the verified-token
+/// cache, and verified in full.
+pub fn count(counter: crate::proxy::Counter) {
+    let outcome = match counter {
+        crate::proxy::Counter::JwtCacheHit => "hit",
+        crate::proxy::Counter::JwtCacheMiss => "miss",
+    };
+    increment(format!("consumer_auth_jwt_cache_total.outcome.{outcome}"));
 }
 
 pub fn configuration(loaded: bool) {

@@ -14,7 +14,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
 use crate::config::Config;
-use crate::identity::{self, HeaderOp, HANDOFF_PROPERTY_ENVOY, HANDOFF_PROPERTY_KONG};
+use crate::host_kind::{BodyPlan, HeaderCall, HostKind, PathRewrite, PseudoSource, RequestIdSource};
 use crate::pipeline::{self, Forward, LogLevel, Outcome, SharedError, Verdict};
 use crate::request::{Body, Header, Request};
 use crate::response::{self, LocalResponse, Reason, Rejection};
@@ -55,6 +55,10 @@ impl pipeline::Host for ProxyHost {
         log(level, message);
     }
 
+    fn count(&mut self, counter: crate::proxy::Counter) {
+        metrics::count(counter);
+    }
+
     fn request_protocol(&mut self) -> Option<String> {
         abi::get_property(&["request", "protocol"]).ok().flatten().map(|p| String::from_utf8_lossy(&p).into_owned())
     }
@@ -73,11 +77,9 @@ impl pipeline::Host for ProxyHost {
                 }
             })
         };
-        if cas != 0 || on_envoy() {
+        if cas != 0 || !kind().unconditional_write_needs_current_cas() {
             return set(cas);
         }
-        // The engine's `cas == 0` is Envoy's "no check". Kong's ngx_wasm_module reads it as
-        // "only if absent", so write with the entry's current CAS instead.
         for _ in 0..16 {
             let current = abi::get_shared_data(key).map_err(|_| SharedError::Unavailable)?.map_or(0, |(_, c)| c);
             match set(current) {
@@ -106,18 +108,22 @@ fn strip_port(address: &str) -> &str {
     }
 }
 
-/// Envoy exposes its node description as a property; Kong does not. Asked once per VM: Kong's
-/// ngx_wasm_module differs from Envoy in ways the glue has to follow (docs/KONG.md).
-fn on_envoy() -> bool {
-    thread_local!(static ON_ENVOY: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) });
-    ON_ENVOY.with(|cached| match cached.get() {
-        Some(envoy) => envoy,
-        None => {
-            let envoy = matches!(abi::get_property(&["xds", "node"]), Ok(Some(_)));
-            cached.set(Some(envoy));
-            envoy
-        }
+thread_local!(static HOST_KIND: std::cell::Cell<Option<HostKind>> = const { std::cell::Cell::new(None) });
+
+/// Which host this is (Kong's ngx_wasm_module differs from Envoy in ways the glue has to follow,
+/// see `host_kind`): decided by each `on_configure`, asked of the host here only should a context
+/// run before any.
+fn kind() -> HostKind {
+    HOST_KIND.with(|cached| match cached.get() {
+        Some(kind) => kind,
+        None => decide_kind(),
     })
+}
+
+fn decide_kind() -> HostKind {
+    let kind = HostKind::detect(matches!(abi::get_property(&["xds", "node"]), Ok(Some(_))));
+    HOST_KIND.with(|cached| cached.set(Some(kind)));
+    kind
 }
 
 struct FilterRoot {
@@ -140,12 +146,13 @@ impl Context for FilterRoot {
 
 impl RootContext for FilterRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let on_envoy = on_envoy();
+        let kind = decide_kind();
         let loaded = abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, plugin_configuration_size)
             .map_err(|e| format!("cannot read it (host status {})", e.0))
             .and_then(|bytes| Config::parse(&bytes).map_err(|e| e.to_string()))
             .and_then(|config| match &config.store {
-                Some(def) => store_loader::Loader::start(def, self.context_id, !on_envoy).map(|l| (config, Some(l))),
+                Some(def) => store_loader::Loader::start(def, self.context_id, kind.defers_store_write())
+                    .map(|l| (config, Some(l))),
                 None => Ok((config, None)),
             });
         metrics::configuration(loaded.is_ok());
@@ -154,7 +161,10 @@ impl RootContext for FilterRoot {
                 self.loader = loader;
                 // The tick that answers requests whose body never comes (the loader, if any,
                 // ticks at the same period).
-                if on_envoy && config.body_needed_by.is_some() && abi::set_tick_period_ms(body_wait::TICK_MS).is_err() {
+                if kind.body_may_never_come()
+                    && config.body_needed_by.is_some()
+                    && abi::set_tick_period_ms(body_wait::TICK_MS).is_err()
+                {
                     log(LogLevel::Warn, "consumer-auth: the host refused a tick period");
                 }
                 log(
@@ -202,7 +212,7 @@ impl RootContext for FilterRoot {
             loader.write_pending(self.config.as_ref().and_then(|c| c.store.as_ref()));
             loader.on_tick();
             // Kong's deferred inline store is written: no more ticks (Envoy never defers).
-            if !on_envoy() && loader.idle() {
+            if kind().defers_store_write() && loader.idle() {
                 let _ = abi::set_tick_period_ms(0);
             }
         }
@@ -286,10 +296,9 @@ impl HttpContext for FilterRequest {
             Ok(h) => h,
             Err(_) => return self.fail_closed("cannot read the request headers"),
         };
-        self.handoff = abi::get_property(self.handoff_property()).ok().flatten();
-        // Envoy's `end_of_stream` is reliable (and its HTTP/1 codec drops `Transfer-Encoding`, so
-        // the framing headers cannot tell a chunked body there); Kong's needs the framing.
-        let body = if config.body_needed_by.is_some() && !end_of_stream && (on_envoy() || self.body_expected()) {
+        self.handoff = abi::get_property(kind().handoff_property()).ok().flatten();
+        let protocol = || abi::get_property(&["request", "protocol"]).ok().flatten();
+        let body = if config.body_needed_by.is_some() && kind().body_follows(end_of_stream, &self.headers, protocol) {
             Body::Pending
         } else {
             Body::Empty
@@ -377,88 +386,22 @@ impl FilterRequest {
         self.decide(&config, Body::Complete(&body))
     }
 
-    /// How many times the request carries header `name` (any casing).
-    fn copies(&self, name: &str) -> usize {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count()
-    }
-
-    /// What Kong's ngx_wasm_module cannot do to the request headers (docs/KONG.md, "Identity
-    /// headers on Kong"): it "removes" a header by zeroing its hash, which nginx's proxy module
-    /// ignores (the header is forwarded with its value), and replacing a header the request
-    /// carries twice zeroes every copy, the new value too. So on Kong: a header to change or
-    /// remove must be there at most once; a client-supplied identity header (which must go)
-    /// refuses the request; a hidden credential or an identity header an earlier instance wrote
-    /// is blanked in place.
-    fn check_kong_header_ops(&self, ops: &[HeaderOp], first_instance: bool) -> Result<(), Cow<'static, str>> {
-        for op in ops {
-            let (name, removing) = match op {
-                HeaderOp::Remove(name) => (name.as_str(), true),
-                HeaderOp::Set(name, _) => (*name, false),
-            };
-            let copies = self.copies(name);
-            if copies > 1 {
-                return Err(format!(
-                    "the request carries {copies} {name} headers, which Kong's ngx_wasm_module cannot \
-                     {} (nginx would forward them); see docs/KONG.md",
-                    if removing { "remove" } else { "replace" }
-                )
-                .into());
-            }
-            if removing && copies == 1 && first_instance && identity::is_spoofable(name) {
-                return Err(format!(
-                    "the request carries the identity header {name}, which Kong's ngx_wasm_module cannot \
-                     remove (nginx would forward it); remove it before the filter chain, see docs/KONG.md"
-                )
-                .into());
-            }
-        }
-        Ok(())
-    }
-
-    fn handoff_property(&self) -> &'static [&'static str] {
-        if on_envoy() {
-            &HANDOFF_PROPERTY_ENVOY
-        } else {
-            &HANDOFF_PROPERTY_KONG
-        }
-    }
-
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
-    /// A pseudo-header from the map; hosts that leave pseudo-headers out of the map (Kong) are
-    /// asked for it by name, then for the request property.
+    /// A pseudo-header, from where this host has it (see `HostKind::pseudo_sources`).
     fn pseudo(&self, header: &str, property: &[&str]) -> String {
-        // Kong's `:path` is nginx's decoded, normalised URI; `request.path` is the raw one the
-        // client sent (what hmac-auth signs).
-        if header == ":path" && !on_envoy() {
-            if let Ok(Some(raw)) = abi::get_property(property) {
-                return String::from_utf8_lossy(&raw).into_owned();
-            }
-        }
-        if let Some(v) = self.header(header) {
-            return String::from_utf8_lossy(v).into_owned();
-        }
-        abi::request_header(header)
-            .ok()
-            .flatten()
-            .or_else(|| abi::get_property(property).ok().flatten())
+        kind()
+            .pseudo_sources(header)
+            .iter()
+            .find_map(|source| match source {
+                PseudoSource::Property => abi::get_property(property).ok().flatten(),
+                PseudoSource::HeaderMap => self.header(header).map(<[u8]>::to_vec),
+                PseudoSource::Header => abi::request_header(header).ok().flatten(),
+            })
             .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_default()
-    }
-
-    /// Whether a request whose headers did not end the stream really has a body (Kong: its
-    /// `end_of_stream` is always false, so look at the framing).
-    fn body_expected(&self) -> bool {
-        match self.header("content-length") {
-            Some(len) => len != b"0",
-            None if self.header("transfer-encoding").is_some() => true,
-            // HTTP/2 and HTTP/3 bodies need no framing header.
-            None => {
-                abi::get_property(&["request", "protocol"]).ok().flatten().is_none_or(|p| !p.starts_with(b"HTTP/1"))
-            }
-        }
     }
 
     fn decide(&mut self, config: &Config, body: Body<'_>) -> Action {
@@ -487,35 +430,27 @@ impl FilterRequest {
                 let declared = self
                     .header("content-length")
                     .and_then(|l| std::str::from_utf8(l).ok()?.trim().parse::<usize>().ok());
-                if declared.is_some_and(|l| l > MAX_BODY_BYTES) {
-                    return self.too_large();
-                }
-                if !on_envoy() {
-                    // ngx_wasm_module reads the body in the content phase, after the access
-                    // phase these headers are judged in: a pause here would wait for ever. So
-                    // carry on, and judge (refuse, or set the identity) in the body callback,
-                    // which comes, whole, before nginx proxies the request — when the body is
-                    // not empty. A body of unknown length may be empty (no callback: the request
-                    // would go through unjudged), so it is refused.
-                    if declared.is_none_or(|l| l == 0) {
-                        return self.fail_closed(
-                            "a request body without Content-Length cannot be judged on Kong's ngx_wasm_module \
-                             (see docs/KONG.md)",
-                        );
+                match kind().body_plan(declared) {
+                    BodyPlan::TooLarge => self.too_large(),
+                    BodyPlan::Refuse(why) => self.fail_closed(why),
+                    BodyPlan::JudgeInBodyCallback => {
+                        self.awaiting_body = true;
+                        Action::Continue
                     }
-                    self.awaiting_body = true;
-                    return Action::Continue;
+                    BodyPlan::Pause => {
+                        self.awaiting_body = true;
+                        // Until a body callback has come on this root, the body may never come
+                        // (Envoy without allow_on_headers_stop_iteration): answer from the tick if
+                        // it does not.
+                        if kind().body_may_never_come() && !self.body_waits.body_seen() && !self.waiting_for_body {
+                            let refusal = self.refusal(&internal_error());
+                            let now = abi::now_nanos().unwrap_or(0);
+                            self.body_waits.wait(self.context_id, now, refusal);
+                            self.waiting_for_body = true;
+                        }
+                        Action::Pause
+                    }
                 }
-                self.awaiting_body = true;
-                // Until a body callback has come on this root, the body may never come (Envoy
-                // without allow_on_headers_stop_iteration): answer from the tick if it does not.
-                if on_envoy() && !self.body_waits.body_seen() && !self.waiting_for_body {
-                    let refusal = self.refusal(&internal_error());
-                    let now = abi::now_nanos().unwrap_or(0);
-                    self.body_waits.wait(self.context_id, now, refusal);
-                    self.waiting_for_body = true;
-                }
-                Action::Pause
             }
         }
     }
@@ -523,37 +458,20 @@ impl FilterRequest {
     fn apply(&mut self, forward: Forward, body: Body<'_>) -> Result<(), Cow<'static, str>> {
         self.response_headers = forward.response_headers;
         const FAILED: &str = "cannot update the request headers";
-        if !on_envoy() {
-            // Checked before any change: a refusal leaves the request as it came.
-            self.check_kong_header_ops(&forward.header_ops, forward.first_instance)?;
-        }
-        for op in &forward.header_ops {
-            match op {
-                HeaderOp::Remove(name) if on_envoy() => abi::remove_request_header(name).map_err(|_| FAILED)?,
-                // Kong: nginx forwards a header ngx_wasm_module "removed" (it only zeroes its hash),
-                // so the one copy (checked above) is blanked in place: the value never leaves.
-                HeaderOp::Remove(name) => {
-                    if self.header(name).is_some() {
-                        abi::replace_request_header(name, b"").map_err(|_| FAILED)?
-                    }
-                }
-                // Adding costs the host less than replacing (Envoy: ~0.7 vs ~1 µs); the headers
-                // read at the start say whether there is one to replace.
-                HeaderOp::Set(name, value) if self.header(name).is_none() => {
-                    abi::add_request_header(name, value.as_bytes()).map_err(|_| FAILED)?
-                }
-                HeaderOp::Set(name, value) => {
-                    abi::replace_request_header(name, value.as_bytes()).map_err(|_| FAILED)?
-                }
+        for call in kind().header_calls(&forward.header_ops, &self.headers, forward.first_instance)? {
+            match call {
+                HeaderCall::Add(name, value) => abi::add_request_header(&name, value.as_bytes()),
+                HeaderCall::Replace(name, value) => abi::replace_request_header(&name, value.as_bytes()),
+                HeaderCall::Remove(name) => abi::remove_request_header(&name),
             }
+            .map_err(|_| FAILED)?;
         }
-        if let Some(path) = &forward.path {
-            if on_envoy() {
+        match forward.path.as_deref().map(|path| kind().path_rewrite(path)) {
+            None => {}
+            Some(PathRewrite::ReplacePath(path)) => {
                 abi::replace_request_header(":path", path.as_bytes()).map_err(|_| FAILED)?;
-            } else {
-                // ngx_wasm_module cannot set a `:path` with a query string (it traps); the query
-                // is nginx's `$args`, which Kong appends to the upstream URI.
-                let query = path.split_once('?').map_or("", |(_, q)| q);
+            }
+            Some(PathRewrite::SetQuery(query)) => {
                 abi::set_property(&["request", "query"], query.as_bytes()).map_err(|_| FAILED)?;
                 // A host that took the property for something else must not forward the
                 // credential: check, and fail closed rather than let it through.
@@ -574,26 +492,27 @@ impl FilterRequest {
             }
         }
         if let Some(handoff) = &forward.handoff {
-            if abi::set_property(self.handoff_property(), handoff).is_err() {
-                if on_envoy() {
+            if abi::set_property(kind().handoff_property(), handoff).is_err() {
+                if kind().handoff_refusal_is_fatal() {
                     return Err("cannot hand the identity on".into());
                 }
-                // Kong before 3.6 has no `kong.ctx.shared` property: a single instance works, a
-                // later one cannot see this identity and runs as if it were first (it strips the
-                // identity headers and authenticates on its own: never more access).
                 warn_once_no_handoff();
             }
         }
         Ok(())
     }
 
-    /// The id the host gives the request: Envoy's `request.id`; Kong's own id (3.5+, the one its
-    /// error bodies carry; Kong's `request.id` property is only the client's `X-Request-Id`).
+    /// The id the host gives the request, from where this host has it (see
+    /// `HostKind::request_id_sources`); the first present one is the id (an empty one: none).
     fn request_id(&self) -> Option<String> {
-        let kong_id = || if on_envoy() { None } else { abi::get_property(&["ngx", "kong_request_id"]).ok().flatten() };
-        kong_id()
-            .or_else(|| abi::get_property(&["request", "id"]).ok().flatten())
-            .or_else(|| self.header("x-request-id").map(<[u8]>::to_vec))
+        kind()
+            .request_id_sources()
+            .iter()
+            .find_map(|source| match source {
+                RequestIdSource::KongRequestId => abi::get_property(&["ngx", "kong_request_id"]).ok().flatten(),
+                RequestIdSource::RequestIdProperty => abi::get_property(&["request", "id"]).ok().flatten(),
+                RequestIdSource::XRequestIdHeader => self.header("x-request-id").map(<[u8]>::to_vec),
+            })
             .filter(|id| !id.is_empty())
             .map(|id| String::from_utf8_lossy(&id).into_owned())
     }
@@ -606,29 +525,15 @@ impl FilterRequest {
     /// What refusing this request with `rejection` logs, counts and answers.
     fn refusal(&self, rejection: &Rejection) -> Refusal {
         let request_id = self.request_id();
-        let plugin = if rejection.plugin.is_empty() { "consumer-auth" } else { rejection.plugin };
         // Without a configuration (fail closed) the line is always written, as an error.
         let level = match &self.config {
             Some(config) => config.refusal_log_level,
             None => Some(LogLevel::Error),
         };
-        // Never a secret: the message is one of the fixed texts, the consumer its name.
-        let line = level.map(|level| {
-            let line = format!(
-                "consumer-auth: refused request_id={} plugin={plugin} reason={} status={} consumer={} message={:?}",
-                request_id.as_deref().unwrap_or("-"),
-                rejection.reason.as_str(),
-                rejection.status,
-                rejection.consumer.as_deref().unwrap_or("-"),
-                rejection.message()
-            );
-            (level, line)
-        });
+        let line = level.map(|level| (level, rejection.log_line(request_id.as_deref())));
         let local = response::render(rejection, self.header("accept"), request_id.as_deref());
-        // Envoy logs the details as the response code details; Kong's ngx_wasm_module puts them
-        // in the status line, where the reason phrase belongs.
-        let details = if on_envoy() { "consumer_auth" } else { response::reason_phrase(local.status) };
-        Refusal { line, plugin, reason: rejection.reason, local, details }
+        let details = kind().local_response_details(local.status);
+        Refusal { line, plugin: rejection.plugin_or_filter(), reason: rejection.reason, local, details }
     }
 
     fn too_large(&mut self) -> Action {

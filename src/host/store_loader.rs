@@ -203,7 +203,7 @@ impl std::io::Read for &mut ResponseBody {
                 .map_err(|e| std::io::Error::other(format!("the host did not give the response body (status {})", e.0)))
         };
         let fetched;
-        let chunk: &[u8] = if super::on_envoy() {
+        let chunk: &[u8] = if super::kind().reads_call_body_in_chunks() {
             fetched = fetch(self.offset, want)?;
             &fetched
         } else {

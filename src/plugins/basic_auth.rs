@@ -6,10 +6,11 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::context::Ctx;
+use super::{check_realm, BuildContext};
 use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
-use crate::config::{check_realm, parse_section, BuildContext, ConfigError};
 use crate::consumers::BasicCredential;
-use crate::pipeline::Ctx;
+use crate::error::{parse_section, ConfigError};
 use crate::response::{Reason, Rejection};
 
 #[derive(Debug, Deserialize)]

@@ -3,87 +3,23 @@
 //! `Digest` of the body.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::Value;
-use sha1::Sha1;
-use sha2::{Sha256, Sha384, Sha512};
 
 use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
-use crate::config::{parse_section, BuildContext, ConfigError, ErrorKind};
-use crate::pipeline::Ctx;
+// Re-exported: these lived here before they moved to the leaves `crypto::hmac` and `time`.
+use super::context::Ctx;
+use super::BuildContext;
+pub use crate::crypto::hmac::HmacAlgorithm;
+use crate::error::{parse_section, ConfigError, ErrorKind};
 use crate::request::Request;
 use crate::response::{Reason, Rejection};
+pub use crate::time::parse_http_date;
 
 const SIGNATURE_NOT_VALID: &str = "HMAC signature cannot be verified";
 const SIGNATURE_NOT_SAME: &str = "HMAC signature does not match";
 const DATE_REQUIRED: &str =
     "HMAC signature cannot be verified, a valid date or x-date header is required for HMAC Authentication";
-
-/// The algorithms Kong's hmac-auth knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HmacAlgorithm {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl HmacAlgorithm {
-    pub const ALL: [HmacAlgorithm; 4] =
-        [HmacAlgorithm::Sha1, HmacAlgorithm::Sha256, HmacAlgorithm::Sha384, HmacAlgorithm::Sha512];
-
-    pub fn parse(name: &[u8]) -> Option<HmacAlgorithm> {
-        HmacAlgorithm::ALL.into_iter().find(|a| a.name().as_bytes() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            HmacAlgorithm::Sha1 => "hmac-sha1",
-            HmacAlgorithm::Sha256 => "hmac-sha256",
-            HmacAlgorithm::Sha384 => "hmac-sha384",
-            HmacAlgorithm::Sha512 => "hmac-sha512",
-        }
-    }
-
-    /// HMAC(secret, data).
-    pub fn sign(self, secret: &[u8], data: &[u8]) -> Vec<u8> {
-        fn mac<M: Mac + hmac::digest::KeyInit>(secret: &[u8], data: &[u8]) -> Vec<u8> {
-            match <M as hmac::digest::KeyInit>::new_from_slice(secret) {
-                Ok(mut m) => {
-                    m.update(data);
-                    m.finalize().into_bytes().to_vec()
-                }
-                Err(_) => Vec::new(), // HMAC takes keys of any length
-            }
-        }
-        match self {
-            HmacAlgorithm::Sha1 => mac::<Hmac<Sha1>>(secret, data),
-            HmacAlgorithm::Sha256 => mac::<Hmac<Sha256>>(secret, data),
-            HmacAlgorithm::Sha384 => mac::<Hmac<Sha384>>(secret, data),
-            HmacAlgorithm::Sha512 => mac::<Hmac<Sha512>>(secret, data),
-        }
-    }
-
-    /// Constant-time check of `signature` against HMAC(secret, data).
-    pub fn verify(self, secret: &[u8], data: &[u8], signature: &[u8]) -> bool {
-        fn check<M: Mac + hmac::digest::KeyInit>(secret: &[u8], data: &[u8], signature: &[u8]) -> bool {
-            match <M as hmac::digest::KeyInit>::new_from_slice(secret) {
-                Ok(mut m) => {
-                    m.update(data);
-                    m.verify_slice(signature).is_ok()
-                }
-                Err(_) => false,
-            }
-        }
-        match self {
-            HmacAlgorithm::Sha1 => check::<Hmac<Sha1>>(secret, data, signature),
-            HmacAlgorithm::Sha256 => check::<Hmac<Sha256>>(secret, data, signature),
-            HmacAlgorithm::Sha384 => check::<Hmac<Sha384>>(secret, data, signature),
-            HmacAlgorithm::Sha512 => check::<Hmac<Sha512>>(secret, data, signature),
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,7 +87,7 @@ impl HmacAuth {
             }
         }
         ctx.check_anonymous(&raw.anonymous, path)?;
-        crate::config::check_realm(&raw.realm, path)?;
+        super::check_realm(&raw.realm, path)?;
         let challenge = match &raw.realm {
             Some(realm) => format!("hmac realm=\"{realm}\""),
             None => "hmac".to_string(),
@@ -166,11 +102,6 @@ impl HmacAuth {
             algorithms,
             challenge,
         })
-    }
-
-    /// Whether this plugin may read the request body.
-    pub fn needs_body(&self) -> bool {
-        self.validate_request_body
     }
 
     fn reject(&self, message: &'static str, reason: Reason) -> Halt {
@@ -427,141 +358,6 @@ fn header_value<'a>(req: &Request<'a>, name: &[u8]) -> Option<&'a [u8]> {
     req.first_header(name).or_else(|| name.contains('_').then(|| req.first_header(&name.replace('_', "-")))?)
 }
 
-// ---------------------------------------------------------------------------------------------
-// HTTP dates.
-
-/// nginx's `ngx_parse_http_time`: RFC 1123 (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850
-/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`). Unix seconds.
-pub fn parse_http_date(value: &[u8]) -> Option<u64> {
-    enum Format {
-        Rfc822,
-        Rfc850,
-        Isoc,
-    }
-    let end = value.len();
-    let mut p = 0;
-    let mut format = Format::Rfc822;
-    while p < end {
-        match value.get(p)? {
-            b',' => break,
-            b' ' => {
-                format = Format::Isoc;
-                break;
-            }
-            _ => p += 1,
-        }
-    }
-    p += 1;
-    while value.get(p) == Some(&b' ') {
-        p += 1;
-    }
-    let digit = |i: usize| -> Option<u64> {
-        let b = *value.get(i)?;
-        b.is_ascii_digit().then(|| u64::from(b - b'0'))
-    };
-    let two = |i: usize| -> Option<u64> { Some(digit(i)? * 10 + digit(i + 1)?) };
-    let month_at = |i: usize| -> Option<u64> {
-        const MONTHS: [&[u8; 3]; 12] =
-            [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
-        let m = value.get(i..i + 3)?;
-        MONTHS.iter().position(|n| n.as_slice() == m).map(|i| i as u64)
-    };
-
-    let day;
-    let month;
-    if matches!(format, Format::Isoc) {
-        month = month_at(p)?;
-        p += 3;
-        if value.get(p) != Some(&b' ') {
-            return None;
-        }
-        p += 1;
-        if value.get(p) == Some(&b' ') {
-            p += 1;
-        }
-        day = match digit(p + 1) {
-            Some(_) => {
-                let d = two(p)?;
-                p += 2;
-                d
-            }
-            None => {
-                let d = digit(p)?;
-                p += 1;
-                d
-            }
-        };
-        if value.get(p) != Some(&b' ') {
-            return None;
-        }
-        p += 1;
-    } else {
-        day = two(p)?;
-        p += 2;
-        match value.get(p) {
-            Some(b' ') => {}
-            Some(b'-') => format = Format::Rfc850,
-            _ => return None,
-        }
-        p += 1;
-        month = month_at(p)?;
-        p += 3;
-        let sep = if matches!(format, Format::Rfc850) { b'-' } else { b' ' };
-        if value.get(p) != Some(&sep) {
-            return None;
-        }
-        p += 1;
-    }
-
-    let mut year = 0;
-    match format {
-        Format::Rfc822 => {
-            year = two(p)? * 100 + two(p + 2)?;
-            p += 4;
-        }
-        Format::Rfc850 => {
-            year = two(p)?;
-            year += if year < 70 { 2000 } else { 1900 };
-            p += 2;
-        }
-        Format::Isoc => {}
-    }
-    if !matches!(format, Format::Isoc) {
-        if value.get(p) != Some(&b' ') {
-            return None;
-        }
-        p += 1;
-    }
-    let hour = two(p)?;
-    if value.get(p + 2) != Some(&b':') {
-        return None;
-    }
-    let min = two(p + 3)?;
-    if value.get(p + 5) != Some(&b':') {
-        return None;
-    }
-    let sec = two(p + 6)?;
-    p += 8;
-    if matches!(format, Format::Isoc) {
-        if value.get(p) != Some(&b' ') {
-            return None;
-        }
-        p += 1;
-        year = two(p)? * 100 + two(p + 2)?;
-    }
-
-    if hour > 23 || min > 59 || sec > 59 || day == 0 || year < 1970 {
-        return None;
-    }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    const MDAY: [u64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let max_day = if month == 1 && leap { 29 } else { *MDAY.get(month as usize)? };
-    if day > max_day {
-        return None;
-    }
-    Some(crate::time::days_from_civil(year, month + 1, day) * 86_400 + hour * 3600 + min * 60 + sec)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
@@ -633,23 +429,6 @@ mod tests {
     }
 
     #[test]
-    fn http_dates_like_nginx() {
-        let t = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
-        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
-        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), Some(t));
-        assert_eq!(parse_http_date(b"Thu, 01 Jan 2026 00:00:00 GMT"), Some(1_767_225_600));
-        assert_eq!(parse_http_date(b"Thu, 29 Feb 2024 12:00:00 GMT"), Some(1_709_208_000));
-        assert_eq!(parse_http_date(b"Wed, 29 Feb 2023 12:00:00 GMT"), None);
-        assert_eq!(parse_http_date(b"Thu, 01 Jan 2026 24:00:00 GMT"), None);
-        assert_eq!(parse_http_date(b"Thu, 01 Foo 2026 00:00:00 GMT"), None);
-        assert_eq!(parse_http_date(b"2026-01-01T00:00:00Z"), None);
-        assert_eq!(parse_http_date(b""), None);
-        assert_eq!(parse_http_date(b"Thu, 1"), None);
-        assert_eq!(parse_http_date(b"1767225600"), None);
-    }
-
-    #[test]
     fn versions() {
         assert_eq!(http_version("HTTP/1.0"), Some("1.0"));
         assert_eq!(http_version("HTTP/1.1"), Some("1.1"));
@@ -670,19 +449,5 @@ mod tests {
             "date: D\n@request-target: post /p?a=%20b\nPOST /p?a=%20b HTTP/2.0\nabsent:\nX-Foo: 1\nx_foo: 1"
         );
         assert_eq!(signing_string(&req, &[b"request-line"], None), None);
-    }
-
-    #[test]
-    fn rfc_4231_vectors() {
-        // RFC 4231 test case 2
-        let data = b"what do ya want for nothing?";
-        assert_eq!(
-            hex::encode(HmacAlgorithm::Sha256.sign(b"Jefe", data)),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        let sig = HmacAlgorithm::Sha512.sign(b"Jefe", data);
-        assert!(HmacAlgorithm::Sha512.verify(b"Jefe", data, &sig));
-        assert!(!HmacAlgorithm::Sha512.verify(b"Jefe", data, &sig[1..]));
-        assert!(!HmacAlgorithm::Sha384.verify(b"Jefe", data, &sig));
     }
 }

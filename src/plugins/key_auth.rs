@@ -3,9 +3,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::context::Ctx;
+use super::{check_realm, BuildContext};
 use super::{AuthPlugin, AuthSettings, Authenticated, Halt};
-use crate::config::{check_realm, parse_section, BuildContext, ConfigError, ErrorKind};
-use crate::pipeline::Ctx;
+use crate::error::{parse_section, ConfigError, ErrorKind};
 use crate::request::Found;
 use crate::response::{Reason, Rejection};
 
@@ -85,11 +86,6 @@ impl KeyAuth {
             hide_credentials: raw.hide_credentials,
             challenge,
         })
-    }
-
-    /// Whether this plugin may read the request body.
-    pub fn needs_body(&self) -> bool {
-        self.in_body
     }
 
     fn reject(&self, message: &'static str, reason: Reason) -> Halt {

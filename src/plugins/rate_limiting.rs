@@ -11,9 +11,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::context::Ctx;
 use super::{Halt, Plugin};
-use crate::config::{parse_section, ConfigError, ErrorKind};
-use crate::pipeline::{Ctx, LogLevel, SharedError};
+use crate::error::{parse_section, ConfigError, ErrorKind};
+use crate::proxy::{LogLevel, SharedError};
 use crate::response::{Reason, Rejection};
 use crate::time::{civil_from_days, days_from_civil};
 

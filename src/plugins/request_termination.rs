@@ -5,9 +5,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::context::Ctx;
 use super::{Halt, Plugin};
-use crate::config::{parse_section, ConfigError, ErrorKind};
-use crate::pipeline::Ctx;
+use crate::error::{parse_section, ConfigError, ErrorKind};
 use crate::response::{Body, Reason, Rejection};
 
 #[derive(Debug, Deserialize)]

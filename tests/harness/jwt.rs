@@ -641,3 +641,174 @@ fn stray_bit(segment: &str) -> String {
     assert_eq!(engine.decode(&respelled).unwrap(), engine.decode(segment).unwrap());
     respelled
 }
+
+// ---------------------------------------------------------------------------------------------
+// The verified-token cache (a consumer-auth addition: Kong verifies every time).
+
+const CACHE_HIT: &str = "consumer_auth_jwt_cache_total.outcome.hit";
+const CACHE_MISS: &str = "consumer_auth_jwt_cache_total.outcome.miss";
+
+/// A host on which the filter counts metrics (it does on Envoy, which it recognises by this
+/// property).
+fn envoy_like_host() -> Host {
+    let mut h = host();
+    h.set_property("xds.node", b"\x0a\x04node");
+    h
+}
+
+/// `token` with the first character of its signature changed (all of its bits count).
+fn forge(token: &str) -> String {
+    let at = token.rfind('.').unwrap() + 1;
+    let first = if token[at..].starts_with('A') { "B" } else { "A" };
+    format!("{}{first}{}", &token[..at], &token[at + 1..])
+}
+
+fn cache_counts(h: &Host) -> (u64, u64) {
+    (h.metric(CACHE_HIT).unwrap_or(0), h.metric(CACHE_MISS).unwrap_or(0))
+}
+
+#[test]
+fn a_repeated_token_is_answered_from_the_cache_exactly_as_a_fresh_one() {
+    let mut h = envoy_like_host();
+    let f = h.configure(&jdoc(jwt(json!({})))).unwrap();
+    for (i, alg) in ALGORITHMS.iter().enumerate() {
+        let i = i as u64;
+        let tok = token(alg, &key_for(alg), json!({"exp": NOW + 3600}));
+        let req = || Request::get("/").header("authorization", &bearer(&tok));
+        let miss = checked(h.send(&[f], req()));
+        assert_eq!(cache_counts(&h), (i, 2 * i + 1), "{alg}: the first request is a miss");
+        let hit = checked(h.send(&[f], req()));
+        assert_eq!(cache_counts(&h), (i + 1, 2 * i + 1), "{alg}: the second is a hit");
+        assert_upstream_as(&hit, "alice", Some(&key_for(alg)));
+        assert_eq!(miss.upstream.as_ref().map(|u| &u.headers), hit.upstream.as_ref().map(|u| &u.headers), "{alg}");
+        // the same token with another signature is not the cached token
+        let forged = forge(&tok);
+        let ex = checked(h.send(&[f], Request::get("/").header("authorization", &bearer(&forged))));
+        refused_exactly(&ex, &msg("Invalid signature"));
+        assert_eq!(cache_counts(&h), (i + 1, 2 * i + 2), "{alg}: a forged signature is verified (and refused)");
+    }
+    // failures are not remembered: the forged tokens miss again
+    let forged = forge(&token("RS256", &key_for("RS256"), json!({})));
+    let before = cache_counts(&h);
+    for _ in 0..2 {
+        refused_exactly(
+            &checked(h.send(&[f], Request::get("/").header("authorization", &bearer(&forged)))),
+            &msg("Invalid signature"),
+        );
+    }
+    assert_eq!(cache_counts(&h), (before.0, before.1 + 2));
+}
+
+#[test]
+fn time_is_checked_on_every_hit() {
+    let mut h = envoy_like_host();
+    let f = h.configure(&jdoc(jwt(json!({"claims_to_verify": ["exp", "nbf"]})))).unwrap();
+    let now = NOW as i64;
+    let tok = token("ES256", &key_for("ES256"), json!({"exp": now + 60, "nbf": now + 30}));
+    let send = |h: &mut Host| checked(h.send(&[f], Request::get(&format!("/?jwt={tok}"))));
+    // verified, but not valid yet (the signature is remembered, the refusal is not)
+    refused_exactly(&send(&mut h), r#"{"nbf":"token not valid yet"}"#);
+    assert_eq!(cache_counts(&h), (0, 1));
+    refused_exactly(&send(&mut h), r#"{"nbf":"token not valid yet"}"#);
+    assert_eq!(cache_counts(&h), (1, 1));
+    h.advance(Duration::from_secs(30));
+    assert_upstream_as(&send(&mut h), "alice", Some(&key_for("ES256")));
+    h.advance(Duration::from_secs(30));
+    refused_exactly(&send(&mut h), r#"{"exp":"token expired"}"#);
+    assert_eq!(cache_counts(&h), (3, 1), "every answer after the first came from the cache");
+    // maximum_expiration too
+    let mut h = envoy_like_host();
+    let f = h.configure(&jdoc(jwt(json!({"claims_to_verify": ["exp"], "maximum_expiration": 60})))).unwrap();
+    let tok = token("RS256", &key_for("RS256"), json!({"exp": now + 120}));
+    let send = |h: &mut Host| checked(h.send(&[f], Request::get(&format!("/?jwt={tok}"))));
+    refused_exactly(&send(&mut h), r#"{"exp":"exceeds maximum allowed expiration"}"#);
+    h.advance(Duration::from_secs(60));
+    assert_upstream_as(&send(&mut h), "alice", Some(&key_for("RS256")));
+    assert_eq!(cache_counts(&h), (1, 1));
+}
+
+#[test]
+fn a_new_configuration_starts_with_an_empty_cache() {
+    let mut h = envoy_like_host();
+    let f = h.configure(&jdoc(jwt(json!({})))).unwrap();
+    let tok = token("RS256", &key_for("RS256"), json!({}));
+    let req = || Request::get("/").header("authorization", &bearer(&tok));
+    assert_upstream_as(&checked(h.send(&[f], req())), "alice", Some(&key_for("RS256")));
+    assert_upstream_as(&checked(h.send(&[f], req())), "alice", Some(&key_for("RS256")));
+    assert_eq!(cache_counts(&h), (1, 1));
+    // the key rotated: the cached token stops verifying at once
+    let mut consumers = consumers_with_jwt();
+    for s in consumers[0]["jwt_secrets"].as_array_mut().unwrap() {
+        if s["key"] == key_for("RS256") {
+            s["rsa_public_key"] = json!(rsa_pem(&keys().rsa_other));
+        }
+    }
+    let g = h.configure(&json!({"consumers": consumers, "plugins": jwt(json!({}))}).to_string()).unwrap();
+    refused_exactly(&checked(h.send(&[g], req())), &msg("Invalid signature"));
+    // and removed
+    let mut consumers = consumers_with_jwt();
+    consumers[0]["jwt_secrets"].as_array_mut().unwrap().retain(|s| s["key"] != key_for("RS256"));
+    let g = h.configure(&json!({"consumers": consumers, "plugins": jwt(json!({}))}).to_string()).unwrap();
+    refused_exactly(&checked(h.send(&[g], req())), &msg("No credentials found for given 'iss'"));
+}
+
+#[test]
+fn a_new_store_generation_invalidates_cached_tokens() {
+    let mut h = envoy_like_host();
+    let loader = |consumers: &Value| json!({"store": {"name": "main", "consumers": consumers}}).to_string();
+    h.configure(&loader(&consumers_with_jwt())).unwrap();
+    let r = h.configure(&json!({"consumer_store": "main", "plugins": jwt(json!({}))}).to_string()).unwrap();
+    let rs = token("RS256", &key_for("RS256"), json!({}));
+    let es = token("ES256", &key_for("ES256"), json!({}));
+    let send = |h: &mut Host, t: &str| checked(h.send(&[r], Request::get("/").header("authorization", &bearer(t))));
+    for _ in 0..2 {
+        assert_upstream_as(&send(&mut h, &rs), "alice", Some(&key_for("RS256")));
+        assert_upstream_as(&send(&mut h, &es), "alice", Some(&key_for("ES256")));
+    }
+    assert_eq!(cache_counts(&h), (2, 2));
+    // generation 2: the RS256 key rotated, the ES256 secret removed
+    let mut next = consumers_with_jwt();
+    let secrets = next[0]["jwt_secrets"].as_array_mut().unwrap();
+    secrets.retain(|s| s["key"] != key_for("ES256"));
+    for s in secrets.iter_mut().filter(|s| s["key"] == key_for("RS256")) {
+        s["rsa_public_key"] = json!(rsa_pem(&keys().rsa_other));
+    }
+    h.configure(&loader(&next)).unwrap();
+    refused_exactly(&send(&mut h, &rs), &msg("Invalid signature"));
+    refused_exactly(&send(&mut h, &es), &msg("No credentials found for given 'iss'"));
+    // the entries were dropped (misses), and a token of the new key is cached again
+    assert_eq!(cache_counts(&h), (2, 4));
+    // generation 3 puts the original keys back: the old token verifies again, freshly
+    h.configure(&loader(&consumers_with_jwt())).unwrap();
+    assert_upstream_as(&send(&mut h, &rs), "alice", Some(&key_for("RS256")));
+    assert_upstream_as(&send(&mut h, &rs), "alice", Some(&key_for("RS256")));
+    assert_eq!(cache_counts(&h), (3, 5));
+}
+
+#[test]
+fn the_cache_can_be_sized_or_turned_off() {
+    let toks: Vec<String> = (0..3).map(|i| token("HS256", "alice-issuer", json!({"jti": i}))).collect();
+    let mut h = envoy_like_host();
+    let f = h.configure(&jdoc(jwt(json!({"token_cache_entries": 2})))).unwrap();
+    let mut send = |t: &str| {
+        assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={t}")))), "alice", Some("alice-issuer"))
+    };
+    for t in &toks {
+        send(t);
+    }
+    // two entries: the oldest (toks[0]) went
+    send(&toks[2]);
+    send(&toks[1]);
+    send(&toks[0]);
+    assert_eq!(cache_counts(&h), (2, 4));
+    let mut h = envoy_like_host();
+    let f = h.configure(&jdoc(jwt(json!({"token_cache_entries": 0})))).unwrap();
+    for _ in 0..3 {
+        assert_upstream_as(
+            &checked(h.send(&[f], Request::get(&format!("/?jwt={}", toks[0])))),
+            "alice",
+            Some("alice-issuer"),
+        );
+    }
+    assert_eq!(cache_counts(&h), (0, 0), "off: nothing looked up, nothing counted");
+}

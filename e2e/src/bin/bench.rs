@@ -23,19 +23,19 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use consumer_auth_e2e::bootstrap::FILTER_CONFIG;
-use consumer_auth_e2e::envoy::{pin_to_cpu, Envoy};
+use consumer_auth_e2e::envoy::Envoy;
 use consumer_auth_e2e::http::Request;
+use consumer_auth_e2e::measure::{
+    can_pin, env_or, latency, loadavg, machine, median, save_report, timestamp, Load, Run, PROXY_CPU as ENVOY_CPU,
+    WRK_CPU,
+};
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
-
-const ENVOY_CPU: usize = 0;
-const WRK_CPU: usize = 1;
 
 struct Settings {
     seconds: u64,
@@ -45,15 +45,6 @@ struct Settings {
     consumer_counts: Vec<usize>,
     results_dir: std::path::PathBuf,
     pin: bool,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => {
-            v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value"))
-        }
-        _ => default,
-    }
 }
 
 impl Settings {
@@ -71,7 +62,6 @@ impl Settings {
             .filter(|d| !d.is_empty())
             .map(Into::into)
             .unwrap_or_else(|| consumer_auth_e2e::workspace_root().join("bench-results"));
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Settings {
             seconds: env_or("BENCH_SECONDS", 5).max(1),
             runs: env_or("BENCH_RUNS", 3).max(1),
@@ -79,7 +69,7 @@ impl Settings {
             connections: env_or("BENCH_CONNECTIONS", 10).max(1),
             consumer_counts,
             results_dir,
-            pin: cpus >= 2,
+            pin: can_pin(),
         }
     }
 }
@@ -353,99 +343,17 @@ fn bootstrap(n: usize, instances: &[(&'static str, String)], wasm: &str, noop_wa
 // ---------------------------------------------------------------------------------------------
 // wrk
 
-#[derive(Debug, Clone)]
-struct Run {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
-    requests: u64,
-    non_2xx: u64,
-    socket_errors: String,
-    /// Envoy's CPU time (all its threads) per request during the run, in microseconds.
-    cpu_us: f64,
-}
-
-/// `123.45us`, `1.20ms`, `2.00s` in microseconds.
-fn micros(text: &str) -> Option<f64> {
-    let (number, factor) = if let Some(v) = text.strip_suffix("us") {
-        (v, 1.0)
-    } else if let Some(v) = text.strip_suffix("ms") {
-        (v, 1_000.0)
-    } else if let Some(v) = text.strip_suffix('m') {
-        (v, 60_000_000.0)
-    } else if let Some(v) = text.strip_suffix('s') {
-        (v, 1_000_000.0)
-    } else {
-        return None;
-    };
-    number.parse::<f64>().ok().map(|n| n * factor)
-}
-
-fn parse_wrk(out: &str) -> Option<Run> {
-    let mut run =
-        Run { rps: 0.0, p50_us: 0.0, p99_us: 0.0, requests: 0, non_2xx: 0, socket_errors: String::new(), cpu_us: 0.0 };
-    let (mut rps, mut p50, mut p99, mut requests) = (None, None, None, None);
-    for line in out.lines().map(str::trim) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["Requests/sec:", v] => rps = v.parse().ok(),
-            ["50%", v] => p50 = micros(v),
-            ["99%", v] => p99 = micros(v),
-            [n, "requests", "in", ..] => requests = n.parse().ok(),
-            ["Non-2xx", "or", "3xx", "responses:", n] => run.non_2xx = n.parse().unwrap_or(u64::MAX),
-            ["Socket", "errors:", ..] => run.socket_errors = line.to_string(),
-            _ => {}
-        }
-    }
-    run.rps = rps?;
-    run.p50_us = p50?;
-    run.p99_us = p99?;
-    run.requests = requests?;
-    Some(run)
-}
-
-/// CPU time of every thread of process `pid` so far, in nanoseconds (`/proc/<pid>/task/*/schedstat`).
-fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 fn wrk(settings: &Settings, seconds: u64, envoy: &Envoy, case: &Case, n: usize) -> Run {
-    let port = envoy.port;
-    let mut cmd = Command::new("wrk");
-    cmd.arg("-t1").arg(format!("-c{}", settings.connections)).arg(format!("-d{seconds}s")).arg("--latency");
-    for (name, value) in case.headers(n) {
-        cmd.arg("-H").arg(format!("{name}: {value}"));
-    }
-    cmd.arg(format!("http://127.0.0.1:{port}{}", case.path));
-    if settings.pin {
-        // SAFETY: pin_to_cpu only calls sched_setaffinity (async-signal-safe).
-        unsafe {
-            cmd.pre_exec(|| pin_to_cpu(WRK_CPU));
-        }
-    }
-    let cpu_before = cpu_ns(envoy.pid());
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run wrk ({e}): install it (`make bench` does: apt-get install -y wrk)"));
-    let cpu = cpu_ns(envoy.pid()).saturating_sub(cpu_before);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "wrk failed: {}\n{stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut run = parse_wrk(&stdout).unwrap_or_else(|| panic!("cannot parse wrk's output:\n{stdout}"));
-    run.cpu_us = cpu as f64 / 1000.0 / run.requests.max(1) as f64;
+    let mut load = Load::new(envoy.port, case.path, seconds);
+    load.headers = case.headers(n).into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+    load.connections = settings.connections;
+    load.pin = settings.pin;
+    load.proxy_pid = Some(envoy.pid());
+    let run = consumer_auth_e2e::measure::wrk(&load);
     let expected_non_2xx = if case.status == 200 { 0 } else { run.requests };
     assert_eq!(
         run.non_2xx, expected_non_2xx,
-        "{} ({n} consumers): {} of {} responses were not 2xx/3xx (expected {expected_non_2xx}):\n{stdout}",
+        "{} ({n} consumers): {} of {} responses were not 2xx/3xx (expected {expected_non_2xx})",
         case.name, run.non_2xx, run.requests
     );
     run
@@ -552,61 +460,6 @@ fn start_set(n: usize, settings: &Settings) -> Set {
         host_calls,
         runs: CASES.iter().map(|_| Vec::new()).collect(),
     }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-fn latency(us: f64) -> String {
-    if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{us:.0} µs")
-    }
-}
-
-fn command_output(cmd: &mut Command) -> String {
-    cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
-}
-
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(str::trim)
-        .unwrap_or("unknown")
-        .to_string();
-    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let envoy = command_output(Command::new(consumer_auth_e2e::envoy_bin()).arg("--version"));
-    let envoy = envoy.split("version:").nth(1).unwrap_or(&envoy).trim().to_string();
-    let wrk = command_output(Command::new("wrk").arg("--version"));
-    let wrk = wrk.lines().next().unwrap_or("").split(" [").next().unwrap_or("").to_string();
-    format!("{nproc} CPUs ({model}); Envoy {envoy}; {wrk}")
-}
-
-/// `YYYY-MM-DDTHH-MM-SSZ` (UTC) for `secs` since the epoch.
-fn timestamp(secs: u64) -> String {
-    let rem = secs % 86_400;
-    let (year, month, day) = consumer_auth_e2e::clients::civil_from_days((secs / 86_400) as i64);
-    format!("{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }
 
 fn report(
@@ -752,35 +605,13 @@ fn main() -> ExitCode {
     }
     let text = report(&sets, &settings, started, clock.elapsed(), (load_at_start, loadavg()));
     print!("{text}");
-    let file = settings
-        .results_dir
-        .join(format!("{}.md", timestamp(started.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs())));
-    match std::fs::create_dir_all(&settings.results_dir).and_then(|()| std::fs::write(&file, &text)) {
-        Ok(()) => eprintln!("bench: results in {}", file.display()),
+    let name = timestamp(started.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs());
+    match save_report(&settings.results_dir, &name, &text) {
+        Ok(file) => eprintln!("bench: results in {}", file.display()),
         Err(e) => {
-            eprintln!("bench: cannot write {}: {e}", file.display());
+            eprintln!("bench: cannot write the report under {}: {e}", settings.results_dir.display());
             return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_wrk_output() {
-        let out = "Running 1s test @ http://127.0.0.1:1/x\n  1 threads and 10 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   302.00us  100.00us   4.00ms   90.00%\n  Latency Distribution\n     50%  280.00us\n     75%  300.00us\n     90%  350.00us\n     99%    1.20ms\n  12345 requests in 1.00s, 1.00MB read\n  Non-2xx or 3xx responses: 12345\nRequests/sec:  12345.67\nTransfer/sec:      1.00MB\n";
-        let run = parse_wrk(out).expect("parsed");
-        assert_eq!((run.requests, run.non_2xx), (12345, 12345));
-        assert!((run.rps - 12345.67).abs() < 1e-6);
-        assert!((run.p50_us - 280.0).abs() < 1e-6 && (run.p99_us - 1200.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(timestamp(0), "1970-01-01T00-00-00Z");
-        assert_eq!(timestamp(1_709_210_096), "2024-02-29T12-34-56Z");
-    }
 }

@@ -5,54 +5,30 @@
 //! upstream is this process (a thread per connection), so absolute numbers are low; the ratios
 //! say what the filter costs. BENCH_SECONDS (default 5) and BENCH_RUNS (default 3) override.
 
-// a benchmark driver, not the filter: a failed setup ends the run with its message.
-#![allow(clippy::panic)]
-
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use consumer_auth_e2e::echo::EchoServer;
 use consumer_auth_e2e::fixtures::{instance, plugin, ALICE};
 use consumer_auth_e2e::kong::{Kong, KongConfig};
+use consumer_auth_e2e::measure::{env_or, median, Load};
 use serde_json::json;
 
 /// (name, path, request headers, whether every answer must be a 2xx).
 type Case = (&'static str, &'static str, Vec<(&'static str, String)>, bool);
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// wrk's `Requests/sec` and the share of non-2xx/3xx answers.
+/// wrk's `Requests/sec` and the count of non-2xx/3xx answers.
 fn wrk(port: u16, path: &str, headers: &[(&str, String)], seconds: u64) -> (f64, u64) {
-    let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", "-c16", &format!("-d{seconds}s")]);
-    for (name, value) in headers {
-        cmd.args(["-H", &format!("{name}: {value}")]);
-    }
-    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run wrk ({e}): `make bench-kong` installs it"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("cannot parse wrk's output:\n{text}"));
-    let non_2xx = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (rps, non_2xx)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+    let mut load = Load::new(port, path, seconds);
+    load.headers = headers.iter().map(|(name, value)| (name.to_string(), value.clone())).collect();
+    load.connections = 16;
+    load.pin = false;
+    let run = consumer_auth_e2e::measure::wrk(&load);
+    (run.rps, run.non_2xx)
 }
 
 fn main() -> ExitCode {
-    let seconds = env_or("BENCH_SECONDS", 5);
-    let runs = env_or("BENCH_RUNS", 3);
+    let seconds: u64 = env_or("BENCH_SECONDS", 5);
+    let runs: u64 = env_or("BENCH_RUNS", 3);
     let echo = EchoServer::start();
     let config = KongConfig::new(echo.port)
         .workers(1)

@@ -28,33 +28,22 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use consumer_auth_e2e::bootstrap::Bootstrap;
-use consumer_auth_e2e::envoy::{pin_to_cpu, Envoy};
+use consumer_auth_e2e::envoy::Envoy;
 use consumer_auth_e2e::http::Request;
+use consumer_auth_e2e::measure::{env_or, median, Load, PROXY_CPU as ENVOY_CPU};
 use consumer_auth_e2e::source::DocumentServer;
 use serde_json::{json, Value};
 
-const ENVOY_CPU: usize = 0;
-const WRK_CPU: usize = 1;
 /// Distinct consumers the wrk requests rotate over.
 const ROTATION: usize = 1000;
 /// `http.async_response_buffer_limit` (Envoy's default: 32 MiB).
 const RESPONSE_LIMIT: u64 = 1 << 30;
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => {
-            v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value"))
-        }
-        _ => default,
-    }
-}
 
 fn key(i: usize) -> String {
     format!("store-key-{i:07}")
@@ -199,29 +188,13 @@ fn script(path: &str, n: usize, header: &str, value: impl Fn(usize) -> String) -
 
 /// Requests per second of one wrk run; every answer must be a 200.
 fn wrk(port: u16, script: &std::path::Path, seconds: u64, connections: u32, pin: bool) -> f64 {
-    let mut cmd = Command::new("wrk");
-    cmd.arg("-t1").arg(format!("-c{connections}")).arg(format!("-d{seconds}s")).arg("-s").arg(script);
-    cmd.arg(format!("http://127.0.0.1:{port}/"));
-    if pin {
-        // SAFETY: pin_to_cpu only calls sched_setaffinity (async-signal-safe).
-        unsafe {
-            cmd.pre_exec(|| pin_to_cpu(WRK_CPU));
-        }
-    }
-    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run wrk ({e}): `apt-get install -y wrk`"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "wrk failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(!stdout.contains("Non-2xx"), "not every answer was a 200:\n{stdout}");
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("cannot parse wrk's output:\n{stdout}"))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let mut load = Load::new(port, "/", seconds);
+    load.script = Some((script.to_path_buf(), Vec::new()));
+    load.connections = connections;
+    load.pin = pin;
+    let run = consumer_auth_e2e::measure::wrk(&load);
+    assert_eq!(run.non_2xx, 0, "not every answer was a 200 ({} of {})", run.non_2xx, run.requests);
+    run.rps
 }
 
 struct Row {
