@@ -1,4 +1,4 @@
-//! A refused configuration (AUTH_SPEC §1): the error, the JSON path of the offending element,
+//! A refused configuration (BEHAVIOUR.md §B1): the error, the JSON path of the offending element,
 //! and serde's errors turned into Kong's wording. A leaf: every layer that validates part of the
 //! document (consumers, store, plugins, config) reports through it.
 

@@ -277,7 +277,6 @@ fn first<'h>(headers: &'h [Header], name: &str) -> Option<&'h [u8]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::identity::{CONSUMER_ID, CONSUMER_USERNAME};

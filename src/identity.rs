@@ -1,6 +1,6 @@
-//! The identity a request carries upstream (AUTH_SPEC §2): who the consumer is, with which
+//! The identity a request carries upstream (BEHAVIOUR.md §B2): who the consumer is, with which
 //! credential, and the headers that say so. Also the per-request handoff between several
-//! instances of the filter in one chain (AUTH_SPEC §3).
+//! instances of the filter in one chain (BEHAVIOUR.md §B3).
 
 use std::rc::Rc;
 
@@ -151,7 +151,6 @@ pub fn header_ops(identity: &Identity, headers: &[Header], strip_spoofed: bool, 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,4 +1,4 @@
-//! The identity headers (AUTH_SPEC §2): the names this filter writes, and which headers a client
+//! The identity headers (BEHAVIOUR.md §B2): the names this filter writes, and which headers a client
 //! must never be able to supply. A leaf: the request hides them from plugins, the identity sets
 //! them.
 

@@ -17,7 +17,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the glue (wasm32 only)", &["host"]),
 ];
 
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::LAYERS;
     use std::collections::BTreeSet;

@@ -1,5 +1,5 @@
 //! One request through the configured plugins in Kong priority order, with Kong's logical
-//! AND / OR (AUTH_SPEC §3). Pure: it reads a [`Request`] and returns an [`Outcome`]; the host
+//! AND / OR (BEHAVIOUR.md §B3). Pure: it reads a [`Request`] and returns an [`Outcome`]; the host
 //! glue applies it. A run that needs the body returns [`Outcome::NeedBody`] and is simply run
 //! again, from the start, once the body is there.
 
@@ -158,7 +158,6 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::request::{Body, Header};

@@ -46,7 +46,7 @@ pub struct Request<'a> {
     pub body: Body<'a>,
     query: OnceCell<Vec<Arg<'a>>>,
     /// Identity headers (`identity_headers::is_spoofable`) read as absent: the client's are stripped
-    /// before any plugin runs (AUTH_SPEC §2).
+    /// before any plugin runs (BEHAVIOUR.md §B2).
     hide_identity_headers: bool,
 }
 
@@ -377,7 +377,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -43,7 +43,6 @@ pub fn serialize_map(pairs: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

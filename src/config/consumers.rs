@@ -1,4 +1,4 @@
-//! Consumers (AUTH_SPEC §1): one consumer validated on its own, and the inline index with
+//! Consumers (BEHAVIOUR.md §B1): one consumer validated on its own, and the inline index with
 //! uniqueness across the document.
 
 use std::collections::HashMap;

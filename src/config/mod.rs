@@ -1,4 +1,4 @@
-//! The configuration document (AUTH_SPEC §1): parsed with serde (unknown fields refused), then
+//! The configuration document (BEHAVIOUR.md §B1): parsed with serde (unknown fields refused), then
 //! validated into an immutable [`Config`] built once per `on_configure` and shared by every
 //! request. Every refusal names the JSON path of the offending element.
 
@@ -142,7 +142,6 @@ impl Config {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

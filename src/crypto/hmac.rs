@@ -1,4 +1,4 @@
-//! The HMAC algorithms of Kong's hmac-auth (AUTH_SPEC §7): sign (clients, tests) and verify in
+//! The HMAC algorithms of Kong's hmac-auth (BEHAVIOUR.md §B7): sign (clients, tests) and verify in
 //! constant time. A leaf.
 
 use hmac::{Hmac, Mac};
@@ -71,7 +71,6 @@ impl HmacAlgorithm {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

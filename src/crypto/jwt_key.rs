@@ -1,4 +1,4 @@
-//! jwt key material (AUTH_SPEC §8): the `alg` values this filter verifies and a jwt secret's
+//! jwt key material (BEHAVIOUR.md §B8): the `alg` values this filter verifies and a jwt secret's
 //! key, parsed once at configure time and used to verify a token's signature. A leaf: consumers,
 //! the store and the jwt plugin import it from here.
 
@@ -701,7 +701,6 @@ ecdsa_verifier!(es256, p256, 4, sha2::Sha256, "ES256: ECDSA on P-256 with SHA-25
 ecdsa_verifier!(es384, p384, 6, sha2::Sha384, "ES384: ECDSA on P-384 with SHA-384.");
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

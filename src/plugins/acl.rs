@@ -1,4 +1,4 @@
-//! acl (AUTH_SPEC §9): allow or deny by the consumer's groups.
+//! acl (BEHAVIOUR.md §B9): allow or deny by the consumer's groups.
 
 use std::collections::HashSet;
 

@@ -1,4 +1,4 @@
-//! basic-auth (AUTH_SPEC §6): `Proxy-Authorization`, then `Authorization`.
+//! basic-auth (BEHAVIOUR.md §B6): `Proxy-Authorization`, then `Authorization`.
 
 use std::rc::Rc;
 
@@ -118,7 +118,6 @@ impl AuthPlugin for BasicAuth {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,4 +1,4 @@
-//! hmac-auth (AUTH_SPEC §7): an HMAC signature of chosen request headers in `Authorization` (or
+//! hmac-auth (BEHAVIOUR.md §B7): an HMAC signature of chosen request headers in `Authorization` (or
 //! `Proxy-Authorization`), with a `Date` / `X-Date` within `clock_skew`, and optionally a
 //! `Digest` of the body.
 
@@ -359,7 +359,6 @@ fn header_value<'a>(req: &Request<'a>, name: &[u8]) -> Option<&'a [u8]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

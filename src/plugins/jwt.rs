@@ -1,4 +1,4 @@
-//! jwt (AUTH_SPEC §8): a signed JSON Web Token in a query argument, a cookie or a header,
+//! jwt (BEHAVIOUR.md §B8): a signed JSON Web Token in a query argument, a cookie or a header,
 //! checked against the consumer's jwt secret named by a claim (`iss` by default).
 
 use std::borrow::Cow;
@@ -453,7 +453,6 @@ impl Jwt {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,4 +1,4 @@
-//! key-auth (AUTH_SPEC §5): an API key in a header, query argument or body field.
+//! key-auth (BEHAVIOUR.md §B5): an API key in a header, query argument or body field.
 
 use serde::Deserialize;
 use serde_json::Value;

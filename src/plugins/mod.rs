@@ -30,7 +30,7 @@ pub struct PluginSpec {
     /// Kong's priority: higher runs first.
     pub priority: u32,
     pub kind: Support,
-    /// May be scoped to a consumer (`plugins[].consumer`; AUTH_SPEC §1, Kong's `no_consumer`
+    /// May be scoped to a consumer (`plugins[].consumer`; BEHAVIOUR.md §B1, Kong's `no_consumer`
     /// elsewhere).
     pub scopable: bool,
     /// The `config` fields that, when `true`, make the plugin read the request body.

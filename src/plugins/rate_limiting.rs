@@ -1,4 +1,4 @@
-//! rate-limiting (AUTH_SPEC §10): Kong's `local` policy with fixed windows aligned to the start
+//! rate-limiting (BEHAVIOUR.md §B10): Kong's `local` policy with fixed windows aligned to the start
 //! of each period (UTC), counters shared by every worker of the proxy through shared data and
 //! updated with compare-and-swap, so that concurrent workers lose no increment and exactly
 //! `limit` requests pass in a window.
@@ -360,7 +360,6 @@ impl RateLimiting {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

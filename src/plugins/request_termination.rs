@@ -1,4 +1,4 @@
-//! request-termination (AUTH_SPEC §11): answer without going upstream, optionally only when a
+//! request-termination (BEHAVIOUR.md §B11): answer without going upstream, optionally only when a
 //! trigger header or query argument is present. Scoped to the anonymous consumer, it is the
 //! documented way to forbid anonymous access under OR.
 

@@ -1,8 +1,6 @@
 //! The store as a whole: populations written as generations and read back through a fake proxy
 //! with shared data.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-
 use std::collections::HashMap;
 use std::rc::Rc;
 

@@ -153,7 +153,6 @@ impl TokenCache {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::consumers::{Consumer, JwtMaterial};
