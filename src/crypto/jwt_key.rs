@@ -2,8 +2,8 @@
 //! key, parsed once at configure time and used to verify a token's signature. A leaf: consumers,
 //! the store and the jwt plugin import it from here.
 
+use super::hmac::HmacAlgorithm;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// The `alg` values this filter verifies.
@@ -148,19 +148,10 @@ impl VerifyingKey {
     /// Whether `signature` signs `input` (`<header>.<claims>` as sent) with `algorithm`.
     /// `hmac_key` is the HS secret to use (raw or base64-decoded).
     pub fn verify(&self, algorithm: Algorithm, hmac_key: &[u8], input: &[u8], signature: &[u8]) -> bool {
-        fn hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], input: &[u8], signature: &[u8]) -> bool {
-            match <M as hmac::digest::KeyInit>::new_from_slice(key) {
-                Ok(mut m) => {
-                    m.update(input);
-                    m.verify_slice(signature).is_ok()
-                }
-                Err(_) => false,
-            }
-        }
         match (self, algorithm) {
-            (VerifyingKey::Hmac { .. }, Algorithm::HS256) => hmac::<Hmac<Sha256>>(hmac_key, input, signature),
-            (VerifyingKey::Hmac { .. }, Algorithm::HS384) => hmac::<Hmac<Sha384>>(hmac_key, input, signature),
-            (VerifyingKey::Hmac { .. }, Algorithm::HS512) => hmac::<Hmac<Sha512>>(hmac_key, input, signature),
+            (VerifyingKey::Hmac { .. }, Algorithm::HS256) => HmacAlgorithm::Sha256.verify(hmac_key, input, signature),
+            (VerifyingKey::Hmac { .. }, Algorithm::HS384) => HmacAlgorithm::Sha384.verify(hmac_key, input, signature),
+            (VerifyingKey::Hmac { .. }, Algorithm::HS512) => HmacAlgorithm::Sha512.verify(hmac_key, input, signature),
             (VerifyingKey::Rsa(k), Algorithm::RS256) => {
                 k.verify_pkcs1v15::<Sha256>(&SHA256_DIGEST_INFO, input, signature)
             }
