@@ -219,6 +219,34 @@ pub fn loadavg() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// A benchmark's Envoy bootstrap: admin and one listener on free ports, `http_filters` (the router
+/// last) in front of `routes` (usually `direct_response` ones, no upstream), and consumer-auth's
+/// stat tags.
+pub fn bench_bootstrap(routes: Vec<serde_json::Value>, http_filters: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+        "stats_config": crate::bootstrap::stats_config(),
+        "static_resources": {
+            "listeners": [{
+                "name": "bench",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "bench",
+                        "route_config": {
+                            "name": "bench",
+                            "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }]
+                        },
+                        "http_filters": http_filters
+                    }
+                }] }]
+            }]
+        }
+    })
+}
+
 /// Writes a report to `dir/<timestamp>[-suffix].md`, returning the path.
 pub fn save_report(dir: &std::path::Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;

@@ -31,8 +31,8 @@ use consumer_auth_e2e::bootstrap::FILTER_CONFIG;
 use consumer_auth_e2e::envoy::Envoy;
 use consumer_auth_e2e::http::Request;
 use consumer_auth_e2e::measure::{
-    can_pin, env_or, latency, loadavg, machine, median, save_report, timestamp, Load, Run, PROXY_CPU as ENVOY_CPU,
-    WRK_CPU,
+    bench_bootstrap, can_pin, env_or, latency, loadavg, machine, median, save_report, timestamp, Load, Run,
+    PROXY_CPU as ENVOY_CPU, WRK_CPU,
 };
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
@@ -317,27 +317,7 @@ fn bootstrap(n: usize, instances: &[(&'static str, String)], wasm: &str, noop_wa
             route
         })
         .collect();
-    json!({
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-        "static_resources": {
-            "listeners": [{
-                "name": "bench",
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-                "filter_chains": [{ "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "bench",
-                        "route_config": {
-                            "name": "bench",
-                            "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }]
-                        },
-                        "http_filters": http_filters
-                    }
-                }] }]
-            }]
-        }
-    })
+    bench_bootstrap(routes, http_filters)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ use consumer_auth_e2e::clients::{hmac_sha256, jwt_signing_input, jwt_with_signat
 use consumer_auth_e2e::envoy::Envoy;
 use consumer_auth_e2e::http::Request;
 use consumer_auth_e2e::measure::{
-    can_pin, env_or, latency, loadavg, machine, median, save_report, timestamp, Load, Run, PROXY_CPU,
+    bench_bootstrap, can_pin, env_or, latency, loadavg, machine, median, save_report, timestamp, Load, Run, PROXY_CPU,
 };
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -336,28 +336,7 @@ fn bootstrap(keys: &Keys, cases: &[Case], wasm: &str, baseline: Option<&str>) ->
             route
         })
         .collect();
-    json!({
-        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-        "stats_config": consumer_auth_e2e::bootstrap::stats_config(),
-        "static_resources": {
-            "listeners": [{
-                "name": "bench",
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-                "filter_chains": [{ "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "bench",
-                        "route_config": {
-                            "name": "bench",
-                            "virtual_hosts": [{ "name": "all", "domains": ["*"], "routes": routes }]
-                        },
-                        "http_filters": filters
-                    }
-                }] }]
-            }]
-        }
-    })
+    bench_bootstrap(routes, filters)
 }
 
 // ---------------------------------------------------------------------------------------------
