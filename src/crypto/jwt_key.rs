@@ -516,7 +516,7 @@ mod tests {
             [0u64, 1, 2, 15, 16, 31, 0x8000_0000_0000_0000, u64::MAX].into_iter().chain((0..200).map(|_| rng.gen()))
         {
             for w in [5, 7] {
-                let digits = wnaf(k, w);
+                let digits = wnaf::<65>(k, w);
                 let sum = digits.iter().rev().fold(0i128, |acc, &d| 2 * acc + i128::from(d));
                 assert_eq!(sum, i128::from(k));
                 assert!(digits.iter().all(|&d| d == 0 || (d % 2 != 0 && i32::from(d).abs() < 1 << (w - 1))));
