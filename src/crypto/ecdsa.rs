@@ -44,6 +44,125 @@ pub(crate) fn wnaf<const N: usize>(chunk: u64, w: u32) -> [i8; N] {
     out
 }
 
+/// Multi-word helpers on little-endian u64 words (wasm32 has native 64-bit add and shift).
+mod words {
+    /// a >= b.
+    pub fn ge<const W: usize>(a: &[u64; W], b: &[u64; W]) -> bool {
+        for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+            if x != y {
+                return x > y;
+            }
+        }
+        true
+    }
+
+    /// a -= b (no borrow out: a >= b).
+    pub fn sub<const W: usize>(a: &mut [u64; W], b: &[u64; W]) {
+        let mut borrow = false;
+        for (x, &y) in a.iter_mut().zip(b) {
+            let (d, b1) = x.overflowing_sub(y);
+            let (d, b2) = d.overflowing_sub(u64::from(borrow));
+            *x = d;
+            borrow = b1 || b2;
+        }
+    }
+
+    /// a = (a + carry·2^(64W)) / 2.
+    pub fn half<const W: usize>(a: &mut [u64; W], carry: bool) {
+        let mut high = u64::from(carry);
+        for x in a.iter_mut().rev() {
+            let low = *x & 1;
+            *x = (*x >> 1) | (high << 63);
+            high = low;
+        }
+    }
+
+    /// a / 2 mod n, for a < n, n odd.
+    pub fn half_mod<const W: usize>(a: &mut [u64; W], n: &[u64; W]) {
+        if a.first().is_some_and(|w| w & 1 == 1) {
+            let mut carry = false;
+            for (x, &y) in a.iter_mut().zip(n) {
+                let (s, c1) = x.overflowing_add(y);
+                let (s, c2) = s.overflowing_add(u64::from(carry));
+                *x = s;
+                carry = c1 || c2;
+            }
+            half(a, carry);
+        } else {
+            half(a, false);
+        }
+    }
+
+    /// a = a - b mod n, for a, b < n.
+    pub fn sub_mod<const W: usize>(a: &mut [u64; W], b: &[u64; W], n: &[u64; W]) {
+        if ge(a, b) {
+            sub(a, b);
+        } else {
+            // a + n - b = n - (b - a), with b - a < n.
+            let mut d = *b;
+            sub(&mut d, a);
+            *a = *n;
+            sub(a, &d);
+        }
+    }
+
+    /// a^-1 mod n for a prime n and 0 < a < n, by the binary extended Euclidean algorithm
+    /// (variable time: public data only). `None` for a = 0.
+    pub fn invert<const W: usize>(a: &[u64; W], n: &[u64; W]) -> Option<[u64; W]> {
+        let is_zero = |x: &[u64; W]| x.iter().all(|&w| w == 0);
+        let is_one = |x: &[u64; W]| x.iter().enumerate().all(|(i, &w)| w == u64::from(i == 0));
+        let is_even = |x: &[u64; W]| x.first().is_some_and(|w| w & 1 == 0);
+        if is_zero(a) || ge(a, n) {
+            return None;
+        }
+        // x1·a = u and x2·a = v (mod n) throughout.
+        let (mut u, mut v) = (*a, *n);
+        let mut x1 = [0u64; W];
+        if let Some(w) = x1.first_mut() {
+            *w = 1;
+        }
+        let mut x2 = [0u64; W];
+        while !is_one(&u) && !is_one(&v) {
+            if is_zero(&u) || is_zero(&v) {
+                return None;
+            }
+            while is_even(&u) {
+                half(&mut u, false);
+                half_mod(&mut x1, n);
+            }
+            while is_even(&v) {
+                half(&mut v, false);
+                half_mod(&mut x2, n);
+            }
+            if ge(&u, &v) {
+                sub(&mut u, &v);
+                sub_mod(&mut x1, &x2, n);
+            } else {
+                sub(&mut v, &u);
+                sub_mod(&mut x2, &x1, n);
+            }
+        }
+        Some(if is_one(&u) { x1 } else { x2 })
+    }
+
+    /// Big-endian bytes (W·8 of them) to words, and back.
+    pub fn from_be<const W: usize>(be: &[u8]) -> [u64; W] {
+        let mut out = [0u64; W];
+        for (word, bytes) in out.iter_mut().zip(be.rchunks(8)) {
+            *word = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        }
+        out
+    }
+
+    pub fn to_be<const W: usize>(a: &[u64; W], out: &mut [u8]) {
+        for (word, bytes) in a.iter().zip(out.rchunks_mut(8)) {
+            for (i, b) in bytes.iter_mut().rev().enumerate() {
+                *b = (word >> (8 * i)) as u8;
+            }
+        }
+    }
+}
+
 macro_rules! ecdsa_verifier {
     ($module:ident, $curve:ident, $curve_type:ident, $bits:expr, $hash:ty, $doc:literal) => {
         #[doc = $doc]
@@ -52,12 +171,12 @@ macro_rules! ecdsa_verifier {
 
             use sha2::Digest as _;
             use $curve::elliptic_curve::bigint::ArrayEncoding as _;
-            use $curve::elliptic_curve::ops::{Invert as _, Reduce};
+            use $curve::elliptic_curve::ops::Reduce;
             use $curve::elliptic_curve::sec1::ToEncodedPoint as _;
             use $curve::elliptic_curve::{Curve as _, PrimeField as _};
             use $curve::{$curve_type, AffinePoint, FieldBytes, FieldElement, Scalar};
 
-            use super::wnaf;
+            use super::{wnaf, words};
 
             /// Scalars are cut into chunks of this many bits: the doublings per verification.
             const CHUNK_BITS: usize = 16;
@@ -212,8 +331,12 @@ macro_rules! ecdsa_verifier {
             struct Shared {
                 generator: Vec<Affine>,
                 n: FieldElement,
+                n_words: [u64; WORDS],
                 p_minus_n: FieldBytes,
             }
+
+            /// 64-bit words in a scalar.
+            const WORDS: usize = $bits / 64;
 
             static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
 
@@ -221,9 +344,10 @@ macro_rules! ecdsa_verifier {
                 SHARED
                     .get_or_init(|| {
                         let generator = table(&Affine::generator()?, G_ODD)?;
-                        let n: FieldElement =
-                            Option::from(FieldElement::from_bytes(&$curve_type::ORDER.to_be_byte_array()))?;
-                        Some(Shared { generator, n, p_minus_n: (-n).to_bytes() })
+                        let order = $curve_type::ORDER.to_be_byte_array();
+                        let n: FieldElement = Option::from(FieldElement::from_bytes(&order))?;
+                        let n_words = words::from_be(&order);
+                        Some(Shared { generator, n, n_words, p_minus_n: (-n).to_bytes() })
                     })
                     .as_ref()
             }
@@ -259,7 +383,14 @@ macro_rules! ecdsa_verifier {
                     let (r, s) = sig.split_scalars();
                     // The hash is as long as the curve's field: bits2field is the identity.
                     let z = <Scalar as Reduce<_>>::reduce_bytes(&<$hash>::digest(input));
-                    let s_inv = *s.invert_vartime();
+                    // s^-1 by a binary GCD on 64-bit words: ≈ 7 µs less per verification in V8
+                    // than the crate's `invert_vartime` (the same algorithm on 32-bit limbs).
+                    let Some(s_inv) = words::invert(&words::from_be::<WORDS>(&s.to_repr()), &shared.n_words) else {
+                        return false;
+                    };
+                    let mut s_inv_repr = FieldBytes::default();
+                    words::to_be(&s_inv, &mut s_inv_repr);
+                    let Some(s_inv) = Option::<Scalar>::from(Scalar::from_repr(s_inv_repr)) else { return false };
                     let u1 = chunks(&(z * s_inv)).map(|c| wnaf::<DIGITS>(c, G_WIDTH));
                     let u2 = chunks(&(*r * s_inv)).map(|c| wnaf::<DIGITS>(c, Q_WIDTH));
                     let terms = u1.iter().zip(shared.generator.chunks(G_ODD)).chain(u2.iter().zip(q.chunks(Q_ODD)));
@@ -329,6 +460,26 @@ macro_rules! ecdsa_verifier {
                     assert!(same(&ours(&Jacobian::IDENTITY.add_affine(&g)).unwrap(), &g));
                     assert!(Jacobian::IDENTITY.double().is_identity());
                     assert!(ours(&Jacobian::IDENTITY).is_none());
+                }
+
+                #[test]
+                fn scalar_inversion_matches_the_crate() {
+                    use $curve::elliptic_curve::ops::Invert as _;
+                    let n_words = words::from_be::<WORDS>(&$curve_type::ORDER.to_be_byte_array());
+                    let hashed =
+                        (0u32..300).map(|i| <Scalar as Reduce<_>>::reduce_bytes(&<$hash>::digest(i.to_be_bytes())));
+                    for s in
+                        [Scalar::ONE, -Scalar::ONE, Scalar::from(2u64), -Scalar::from(2u64)].into_iter().chain(hashed)
+                    {
+                        let inv = words::invert(&words::from_be::<WORDS>(&s.to_repr()), &n_words).unwrap();
+                        let mut repr = FieldBytes::default();
+                        words::to_be(&inv, &mut repr);
+                        let ours = Scalar::from_repr(repr).unwrap();
+                        assert_eq!(ours, s.invert_vartime().unwrap());
+                        assert_eq!(ours * s, Scalar::ONE);
+                    }
+                    assert!(words::invert(&[0u64; WORDS], &n_words).is_none());
+                    assert!(words::invert(&n_words, &n_words).is_none());
                 }
 
                 #[test]
