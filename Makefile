@@ -143,7 +143,8 @@ bench-algorithms: build
 
 # Side by side through the real Envoy (one worker pinned to CPU 0, wrk on CPU 1): no filter, Envoy's
 # native api_key_auth and basic_auth, consumer-auth, with 10 and 100,000 consumers; ~5 minutes.
-# BENCH_SECONDS, BENCH_RUNS, BENCH_WARMUP, BENCH_CONSUMERS override (see e2e/src/bin/bench.rs).
+# BENCH_SECONDS, BENCH_RUNS, BENCH_WARMUP, BENCH_CONSUMERS override; BENCH_BASELINE_WASM adds a previous
+# build's key-auth and basic-auth to the same Envoy (see e2e/src/bin/bench.rs).
 # Table on stdout and in bench-results/<timestamp>.md. Not part of `make test`. See docs/PERFORMANCE.md.
 bench: build envoy wrk
 	cargo build -q -p consumer-auth-e2e --bin bench

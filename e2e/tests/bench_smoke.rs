@@ -1,6 +1,7 @@
 //! `make bench` in a tiny mode (10 consumers, one 1-second run per case, no warm-up): the bench
 //! binary starts Envoy, drives every case with wrk, checks every status, counts host calls
-//! through the harness and writes its table. Needs `wrk` (`make e2e` installs it).
+//! through the harness and writes its table; with this build as its own `BENCH_BASELINE_WASM`, the
+//! baseline rows and the comparison table are there too. Needs `wrk` (`make e2e` installs it).
 
 use std::process::Command;
 
@@ -14,6 +15,7 @@ fn bench_runs_in_tiny_mode() {
         .env("BENCH_RUNS", "1")
         .env("BENCH_WARMUP", "0")
         .env("BENCH_CONSUMERS", "10")
+        .env("BENCH_BASELINE_WASM", consumer_auth_e2e::filter_wasm())
         .env("BENCH_RESULTS_DIR", &dir)
         .output()
         .expect("run the bench binary");
@@ -30,6 +32,8 @@ fn bench_runs_in_tiny_mode() {
         "| 10 | consumer-auth basic-auth |",
         "| 10 | consumer-auth key OR basic (basic) |",
         "| 10 | consumer-auth 401 (no key) |",
+        "| 10 | baseline build key-auth |",
+        "| 10 | baseline build basic-auth |",
     ] {
         let row = stdout.lines().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("no row {case}:\n{stdout}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
@@ -39,6 +43,13 @@ fn bench_runs_in_tiny_mode() {
             let calls: u32 = cells[9].parse().unwrap_or_else(|_| panic!("host calls in {row}"));
             assert!(calls > 0 && cells[10].contains("get_header_map_pairs"), "{row}");
         }
+    }
+    // This build against itself as the baseline: both +CPU figures and their ratio.
+    let comparison = stdout.split_once("against the baseline build").map(|(_, t)| t).unwrap_or_default();
+    for case in ["| 10 | consumer-auth key-auth |", "| 10 | consumer-auth basic-auth |"] {
+        let row = comparison.lines().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("no {case}:\n{stdout}"));
+        let ratio: f64 = row.split('|').map(str::trim).nth(5).and_then(|c| c.parse().ok()).expect("ratio");
+        assert!(ratio > 0.0, "{row}");
     }
     let written: Vec<_> = std::fs::read_dir(&dir).expect("results directory").flatten().collect();
     assert_eq!(written.len(), 1, "one results file in {}", dir.display());

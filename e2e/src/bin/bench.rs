@@ -13,7 +13,10 @@
 //!
 //! Environment: `BENCH_SECONDS` (per run, default 5), `BENCH_RUNS` (default 3), `BENCH_WARMUP`
 //! (seconds, default 1; 0 = none), `BENCH_CONNECTIONS` (default 10), `BENCH_CONSUMERS` (comma
-//! list, default `10,100000`), `BENCH_RESULTS_DIR` (default `bench-results/` in the workspace).
+//! list, default `10,100000`), `BENCH_RESULTS_DIR` (default `bench-results/` in the workspace),
+//! `BENCH_BASELINE_WASM` (another build of the filter, e.g. the previous commit's: its key-auth and
+//! basic-auth run in the same Envoy, in their own VM, interleaved with this build's; the report
+//! gives this build's +CPU over the baseline's).
 //! Needs `wrk` on the PATH (`make bench` installs it), `ENVOY_BIN` and `CONSUMER_AUTH_WASM` (as
 //! the e2e tests).
 
@@ -45,6 +48,7 @@ struct Settings {
     consumer_counts: Vec<usize>,
     results_dir: std::path::PathBuf,
     pin: bool,
+    baseline: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -70,8 +74,15 @@ impl Settings {
             consumer_counts,
             results_dir,
             pin: can_pin(),
+            baseline: baseline_wasm(),
         }
     }
+}
+
+fn baseline_wasm() -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(std::env::var_os("BENCH_BASELINE_WASM").filter(|v| !v.is_empty())?);
+    assert!(path.is_file(), "BENCH_BASELINE_WASM={} does not exist", path.display());
+    Some(path)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,6 +156,7 @@ fn htpasswd(n: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // The cases.
 
+#[derive(Clone, Copy)]
 struct Case {
     name: &'static str,
     path: &'static str,
@@ -166,7 +178,7 @@ enum Credential {
     Basic,
 }
 
-const CASES: [Case; 8] = [
+const BUILD_CASES: [Case; 8] = [
     Case {
         name: "no filter",
         path: "/none",
@@ -241,6 +253,42 @@ const CASES: [Case; 8] = [
     },
 ];
 
+/// The baseline build's cases (`BENCH_BASELINE_WASM`): its instances serve these routes with the
+/// configurations of `ca_key` and `ca_basic` (host calls are counted for this build only).
+const BASELINE_CASES: [Case; 2] = [
+    Case {
+        name: "baseline build key-auth",
+        path: "/base-key",
+        filter: Some("base_key"),
+        consumer_auth: None,
+        credential: Credential::Key,
+        status: 200,
+        without_credential: 401,
+    },
+    Case {
+        name: "baseline build basic-auth",
+        path: "/base-basic",
+        filter: Some("base_basic"),
+        consumer_auth: None,
+        credential: Credential::Basic,
+        status: 200,
+        without_credential: 401,
+    },
+];
+
+/// The baseline case of this build's case of that name.
+const BASELINE_OF: [(&str, &str); 2] =
+    [("baseline build key-auth", "consumer-auth key-auth"), ("baseline build basic-auth", "consumer-auth basic-auth")];
+
+/// Every case of this invocation: this build's, then the baseline's when there is one.
+fn cases() -> &'static [Case] {
+    static ALL: std::sync::OnceLock<Vec<Case>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let baseline: &[Case] = if baseline_wasm().is_some() { &BASELINE_CASES } else { &[] };
+        BUILD_CASES.iter().chain(baseline).copied().collect()
+    })
+}
+
 impl Case {
     fn headers(&self, n: usize) -> Vec<(&'static str, String)> {
         match self.credential {
@@ -258,7 +306,13 @@ fn wasm_filter(name: &str, config: &str, wasm: &str) -> Value {
     consumer_auth_e2e::bootstrap::wasm_filter_entry(name, config, "FAIL_CLOSED", wasm)
 }
 
-fn bootstrap(n: usize, instances: &[(&'static str, String)], wasm: &str, noop_wasm: &str) -> Value {
+fn bootstrap(
+    n: usize,
+    instances: &[(&'static str, String)],
+    wasm: &str,
+    noop_wasm: &str,
+    baseline: Option<&str>,
+) -> Value {
     let mut http_filters = vec![
         json!({
             "name": "wasm_noop",
@@ -300,11 +354,19 @@ fn bootstrap(n: usize, instances: &[(&'static str, String)], wasm: &str, noop_wa
     for (name, config) in instances {
         http_filters.push(wasm_filter(name, config, wasm));
     }
+    if let Some(baseline) = baseline {
+        for (name, of) in [("base_key", "ca_key"), ("base_basic", "ca_basic")] {
+            let config = &instances.iter().find(|(n, _)| *n == of).expect("instance").1;
+            let mut entry = wasm_filter(name, config, baseline);
+            entry["typed_config"]["config"]["vm_config"]["vm_id"] = json!("consumer_auth_baseline");
+            http_filters.push(entry);
+        }
+    }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
     }));
-    let routes: Vec<Value> = CASES
+    let routes: Vec<Value> = cases()
         .iter()
         .map(|case| {
             let mut route = json!({
@@ -351,7 +413,7 @@ fn host_calls(instances: &[(&'static str, String)], n: usize) -> (BTreeMap<&'sta
     let wasm = consumer_auth_e2e::filter_wasm();
     let mut out = BTreeMap::new();
     let mut configure_time = Duration::ZERO;
-    for case in &CASES {
+    for case in cases() {
         let Some(instance) = case.consumer_auth else { continue };
         let config = &instances.iter().find(|(name, _)| *name == instance).expect("instance").1;
         let mut host = proxy_wasm_harness::Host::load(&wasm).expect("load the filter into the harness");
@@ -403,7 +465,8 @@ fn start_set(n: usize, settings: &Settings) -> Set {
     let instances = consumer_auth_instances(n);
     let noop = std::env::temp_dir().join(format!("consumer-auth-bench-noop-{}.wasm", std::process::id()));
     std::fs::write(&noop, consumer_auth_e2e::wasm_fixture::noop_filter()).expect("write the no-op filter");
-    let config = bootstrap(n, &instances, &wasm, &noop.display().to_string());
+    let baseline = settings.baseline.as_ref().map(|p| p.display().to_string());
+    let config = bootstrap(n, &instances, &wasm, &noop.display().to_string(), baseline.as_deref());
     let bootstrap_bytes = serde_json::to_vec(&config).map(|v| v.len()).unwrap_or(0);
     let start = Instant::now();
     let envoy = Envoy::start_json(&config, settings.pin.then_some(ENVOY_CPU), Duration::from_secs(600))
@@ -413,7 +476,7 @@ fn start_set(n: usize, settings: &Settings) -> Set {
     eprintln!("bench: Envoy with {n} consumers ready in {:.2} s on port {}", start_to_ready.as_secs_f64(), envoy.port);
     // Every route answers as expected, and every filtered route refuses a request without a
     // credential (the filter really is on the route).
-    for case in &CASES {
+    for case in cases() {
         let mut req = Request::get(case.path);
         for (name, value) in case.headers(n) {
             req = req.header(name, &value);
@@ -438,7 +501,7 @@ fn start_set(n: usize, settings: &Settings) -> Set {
         start_to_ready,
         harness_configure,
         host_calls,
-        runs: CASES.iter().map(|_| Vec::new()).collect(),
+        runs: cases().iter().map(|_| Vec::new()).collect(),
     }
 }
 
@@ -485,7 +548,7 @@ fn report(
     for set in sets {
         let none_rps = median(set.runs[0].iter().map(|r| r.rps).collect());
         let none_cpu = median(set.runs[0].iter().map(|r| r.cpu_us).collect());
-        for (i, case) in CASES.iter().enumerate() {
+        for (i, case) in cases().iter().enumerate() {
             let runs = &set.runs[i];
             let rps = median(runs.iter().map(|r| r.rps).collect());
             let p50 = median(runs.iter().map(|r| r.p50_us).collect());
@@ -512,9 +575,39 @@ fn report(
             );
         }
     }
+    if let Some(baseline) = &settings.baseline {
+        let _ = writeln!(
+            out,
+            "\nThis build against the baseline build ({}), same Envoy, same requests:\n",
+            baseline.display()
+        );
+        let _ = writeln!(out, "| consumers | case | +CPU this build | +CPU baseline | ratio | req/s ratio |");
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|");
+        for set in sets {
+            let none_cpu = median(set.runs[0].iter().map(|r| r.cpu_us).collect());
+            let of = |name: &str| {
+                let i = cases().iter().position(|c| c.name == name).expect("case");
+                let runs = &set.runs[i];
+                (
+                    median(runs.iter().map(|r| r.cpu_us).collect()) - none_cpu,
+                    median(runs.iter().map(|r| r.rps).collect()),
+                )
+            };
+            for (base, this) in BASELINE_OF {
+                let ((cpu, rps), (base_cpu, base_rps)) = (of(this), of(base));
+                let _ = writeln!(
+                    out,
+                    "| {} | {this} | {cpu:+.1} µs | {base_cpu:+.1} µs | {:.2} | {:.2} |",
+                    set.consumers,
+                    if base_cpu > 0.0 { cpu / base_cpu } else { 0.0 },
+                    if base_rps > 0.0 { rps / base_rps } else { 0.0 },
+                );
+            }
+        }
+    }
     let _ = writeln!(out, "\nPer-run req/s and Envoy CPU per request (in run order):\n");
     for set in sets {
-        for (i, case) in CASES.iter().enumerate() {
+        for (i, case) in cases().iter().enumerate() {
             let runs: Vec<String> =
                 set.runs[i].iter().map(|r| format!("{:.0} ({:.1} µs CPU)", r.rps, r.cpu_us)).collect();
             let _ = writeln!(out, "- {} consumers, {}: {}", set.consumers, case.name, runs.join(", "));
@@ -551,7 +644,7 @@ fn main() -> ExitCode {
     let mut sets: Vec<Set> = settings.consumer_counts.iter().map(|&n| start_set(n, &settings)).collect();
     if settings.warmup > 0 {
         for set in &sets {
-            for case in &CASES {
+            for case in cases() {
                 eprintln!("bench: warm-up {} consumers, {}", set.consumers, case.name);
                 wrk(&settings, settings.warmup, &set.envoy, case, set.consumers);
             }
@@ -559,7 +652,7 @@ fn main() -> ExitCode {
     }
     for round in 0..settings.runs {
         for set in &mut sets {
-            for (i, case) in CASES.iter().enumerate() {
+            for (i, case) in cases().iter().enumerate() {
                 let run = wrk(&settings, settings.seconds, &set.envoy, case, set.consumers);
                 eprintln!(
                     "bench: run {}/{} {} consumers, {}: {:.0} req/s, Envoy CPU {:.1} µs/req, p50 {}, p99 {}{}",
