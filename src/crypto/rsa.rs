@@ -8,12 +8,13 @@
 //! reversed copy of `b` (and likewise m·n with a reversed n), summed 4 limbs at a time into two
 //! 64-bit lanes. On wasm32 that is SIMD128's `i64x2.extmul_{low,high}_i32x4_u` (4 products of
 //! u32 limbs in two instructions; on x64, V8 shuffles both operands of each into place for a
-//! `pmuludq`), enabled per function; natively the same grouping runs as scalar code, so the tests run the same sums.
+//! `pmuludq`), enabled per function; natively the same grouping runs as scalar code, so the
+//! tests run the same sums.
 //! 28-bit limbs keep a column's products (< 2^56) from overflowing a lane without carries, and
-//! wasm32 has no 64×64→128 multiply for u64 limbs. In node 20's V8 this costs ≈ 50 µs per
+//! wasm32 has no 64×64→128 multiply for u64 limbs. In node 20's V8 this costs ≈ 49 µs per
 //! RSA-2048 verification where the same radix in scalar u64 code (≈ 115 µs in Envoy) cost
-//! ≈ 96 µs (3072 bits: 92 against 197 µs; 4096 bits: 150 against 340 µs); about 2/3 of it is
-//! the multiplies (dropping m·n's, for a measure, saved 21 of 51 µs), the rest the columns'
+//! ≈ 95–99 µs (3072 bits: 92 against 200 µs; 4096 bits: 151 against 350 µs); about 2/3 of it
+//! is the multiplies (dropping m·n's, for a measure, saved 21 of 51 µs), the rest the columns'
 //! sequential bookkeeping. Squarings add each cross product once, doubled; the last
 //! multiplication, by s itself, also leaves the Montgomery domain. Preparing a key (R^2 mod n)
 //! costs about one verification. The
@@ -132,8 +133,10 @@ const LIMB_MASK64: u64 = LIMB_MASK as u64;
 /// may reach 3 limbs past the column's end, where one of the two operands is always zero.
 const PAD: usize = 4;
 /// The largest modulus, in limbs (6720 bits; the `rsa` crate refuses keys over 4096 bits, 147
-/// limbs). A column adds up in two 64-bit lanes, each receiving at most len + 5 products'
-/// worth of < 2^56 (a squaring's doubled cross products are < 2^57), so len + 5 <= 256.
+/// limbs). A column adds up in two 64-bit lanes, each receiving at most len + 8 products'
+/// worth of < 2^56, so len + 8 <= 256: a multiplication's a·b and m·n put at most
+/// 2·⌈len/4⌉ each in a lane; a squaring's m·n as many, and its doubled cross products
+/// (< 2^57, worth 2 each) at most ⌈len/2⌉'s worth in whole groups and 3 more (6) in lane 0.
 const MAX_LIMBS: usize = 240;
 
 /// An odd modulus n > 2 and its Montgomery constants, with R = 2^(28·len) where len limbs hold
@@ -203,8 +206,9 @@ fn reverse_into(src: &[u32], len: usize, shift: u32, dst: &mut [u32]) {
 
 /// One column's sums in two lanes: x·y over its first `ab` limbs and m·n over the first `mn`.
 /// Whole groups of 4, which the zero padding makes exact (past the column's end one of the two
-/// operands is 0: the padding, or m's limbs not made yet), but for a squaring's half column,
-/// whose last group is cut to its length (the doubled cross products of x·y; x == a).
+/// operands is 0: the padding, or m's limbs not made yet), but for a squaring's half column (the
+/// doubled cross products of x·y; x == a), whose last 1 to 3 products are added in scalar code
+/// to lane 0 (a masked group cost 3–5 % more: LLVM made it two i64x2.mul, which V8 emulates).
 #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 #[inline]
 fn column<const SQUARE: bool>(x: &[u32], y: &[u32], ab: usize, m: &[u32], n: &[u32], mn: usize) -> lanes::Acc {
@@ -214,10 +218,9 @@ fn column<const SQUARE: bool>(x: &[u32], y: &[u32], ab: usize, m: &[u32], n: &[u
         if let (Some(xs), Some(ys)) = (x.get(..whole), y.get(..whole)) {
             acc = lanes::dot(acc, xs, ys);
         }
-        if ab > whole {
-            if let (Some(xs), Some(ys)) = (x.get(whole..whole + 4), y.get(whole..whole + 4)) {
-                acc = lanes::dot_partial(acc, xs, ys, ab - whole);
-            }
+        if let (Some(xs), Some(ys)) = (x.get(whole..ab), y.get(whole..ab)) {
+            let rest: u64 = xs.iter().zip(ys).map(|(&p, &q)| u64::from(p) * u64::from(q)).sum();
+            acc = lanes::add_to_lane_0(acc, rest);
         }
     } else {
         let groups = ab.div_ceil(4) * 4;
@@ -235,11 +238,11 @@ fn column<const SQUARE: bool>(x: &[u32], y: &[u32], ab: usize, m: &[u32], n: &[u
 /// Column sums in two 64-bit lanes: lane l holds the products of limbs l and l + 2 of each
 /// group of 4. On wasm32 a v128, with `i64x2.extmul_{low,high}_i32x4_u` (4 products in two
 /// instructions); elsewhere the same sums in scalar code, so that native tests run the same
-/// grouping, padding and masking.
+/// grouping and padding.
 #[cfg(target_arch = "wasm32")]
 mod lanes {
     use core::arch::wasm32::{
-        u32x4, u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, u64x2_extract_lane, v128, v128_and,
+        u32x4, u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, u64x2_extract_lane, v128,
     };
 
     pub(super) type Acc = v128;
@@ -276,15 +279,10 @@ mod lanes {
         acc
     }
 
-    /// acc + Σ x_k·y_k over the first `keep` (1..=3) of 4 limbs.
     #[inline]
     #[target_feature(enable = "simd128")]
-    pub(super) fn dot_partial(acc: Acc, x: &[u32], y: &[u32], keep: usize) -> Acc {
-        let (Ok(&xa), Ok(&ya)) = (<&[u32; 4]>::try_from(x), <&[u32; 4]>::try_from(y)) else { return acc };
-        let m = |k: usize| if k < keep { u32::MAX } else { 0 };
-        let xv = u32x4(xa[0], xa[1], xa[2], xa[3]);
-        let yv = v128_and(u32x4(ya[0], ya[1], ya[2], ya[3]), u32x4(m(0), m(1), m(2), m(3)));
-        u64x2_add(acc, u64x2_add(u64x2_extmul_low_u32x4(xv, yv), u64x2_extmul_high_u32x4(xv, yv)))
+    pub(super) fn add_to_lane_0(acc: Acc, v: u64) -> Acc {
+        u64x2_add(acc, u64x2(v, 0))
     }
 }
 
@@ -314,13 +312,8 @@ mod lanes {
         acc
     }
 
-    pub(super) fn dot_partial(acc: Acc, x: &[u32], y: &[u32], keep: usize) -> Acc {
-        let (Ok(&xa), Ok(&ya)) = (<&[u32; 4]>::try_from(x), <&[u32; 4]>::try_from(y)) else { return acc };
-        let mut masked = [0u32; 4];
-        for (m, &y) in masked.iter_mut().zip(&ya).take(keep) {
-            *m = y;
-        }
-        group(acc, xa, masked)
+    pub(super) fn add_to_lane_0(acc: Acc, v: u64) -> Acc {
+        [acc[0] + v, acc[1]]
     }
 }
 
