@@ -414,6 +414,34 @@ mod tests {
         assert!(Modulus::new(&[0x10, 0x00]).is_none());
     }
 
+    /// The sizes RSA keys come in, with random odd moduli and signatures (some >= n), against
+    /// num-bigint's s^e mod n: the column sums' grouping by 4 limbs, their padding and the
+    /// squarings' half columns at every offset that these lengths give.
+    #[test]
+    fn public_op_matches_biguint_at_rsa_sizes() {
+        use rand::{Rng as _, SeedableRng as _};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2048);
+        for bits in [1024usize, 2040, 2047, 2048, 2056, 3072, 4088, 4096] {
+            for _ in 0..3 {
+                let bytes = bits.div_ceil(8);
+                let mut n: Vec<u8> = (0..bytes).map(|_| rng.gen()).collect();
+                n[0] &= 0xff >> (8 * bytes - bits);
+                n[0] |= 1 << ((bits - 1) % 8);
+                n[bytes - 1] |= 1;
+                let modulus = Modulus::new(&n).unwrap();
+                let nb = rsa::BigUint::from_bytes_be(&n);
+                for _ in 0..3 {
+                    let s: Vec<u8> = (0..bytes).map(|_| rng.gen()).collect();
+                    for e in [65537u64, 3, rng.gen_range(2..1 << 33)] {
+                        let want = rsa::BigUint::from_bytes_be(&s).modpow(&rsa::BigUint::from(e), &nb);
+                        let got = modulus.public_op(&s, e).unwrap();
+                        assert_eq!(rsa::BigUint::from_bytes_be(&got), want, "bits {bits} e {e}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn ecdsa_and_eddsa_vectors() {
         for (algorithm, pem, sig) in [

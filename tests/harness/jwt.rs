@@ -347,6 +347,48 @@ fn an_rsa_key_in_pkcs1_pem_works_too() {
     assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={t}")))), "carol", Some("carol-rs"));
 }
 
+/// RSA keys of other lengths than the 2048 bits above, through the .wasm (whose column sums run
+/// on SIMD128, where the native unit tests run the same sums as scalar code): 1025 bits (EM one
+/// octet shorter than n), 3072 and 4096. RS256 and PS256 signatures verify; each with a bit
+/// flipped (at the front, middle and end) does not.
+#[test]
+fn rsa_keys_of_other_lengths_verify_and_refuse() {
+    use rand::SeedableRng as _;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3072);
+    for bits in [1025, 3072, 4096] {
+        let k = rsa::RsaPrivateKey::new(&mut rng, bits).unwrap();
+        let mut c = consumers();
+        c[2]["jwt_secrets"] = json!([
+            {"key": "carol-rs", "algorithm": "RS256", "rsa_public_key": rsa_pem(&k)},
+            {"key": "carol-ps", "algorithm": "PS256", "rsa_public_key": rsa_pkcs1_pem(&k)},
+        ]);
+        let mut h = host();
+        let f = h.configure(&json!({"consumers": c, "plugins": jwt(json!({}))}).to_string()).unwrap();
+        for (alg, key) in [("RS256", "carol-rs"), ("PS256", "carol-ps")] {
+            let input = format!(
+                "{}.{}",
+                b64(json!({"alg": alg}).to_string().as_bytes()),
+                b64(json!({"iss": key}).to_string().as_bytes())
+            );
+            let sig = if alg == "RS256" {
+                rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k.clone()).sign(input.as_bytes()).to_vec()
+            } else {
+                rsa::pss::SigningKey::<sha2::Sha256>::new(k.clone()).sign_with_rng(&mut rng, input.as_bytes()).to_vec()
+            };
+            let t = format!("{input}.{}", b64(&sig));
+            assert_upstream_as(&checked(h.send(&[f], Request::get(&format!("/?jwt={t}")))), "carol", Some(key));
+            for i in [0, sig.len() / 2, sig.len() - 1] {
+                let mut bad = sig.clone();
+                bad[i] ^= 0x10;
+                let t = format!("{input}.{}", b64(&bad));
+                let ex = checked(h.send(&[f], Request::get(&format!("/?jwt={t}"))));
+                refused_exactly(&ex, &msg("Invalid signature"));
+            }
+        }
+    }
+}
+
 #[test]
 fn secret_is_base64() {
     let raw_secret = b"\x00\x01binary secret\xff";
