@@ -1,6 +1,7 @@
 //! What a client of an hmac-auth or jwt route sends, computed here independently of the filter
-//! (the `hmac` and `sha2` crates, not the filter's code): signed hmac-auth headers and HS256
-//! tokens. Envoy runs on the real clock, so dates and `exp` come from the system clock.
+//! (the `hmac`, `sha2`, `rsa` and `p256` crates, not the filter's code): signed hmac-auth headers
+//! and HS256, RS256 and ES256 tokens. Envoy runs on the real clock, so dates and `exp` come from
+//! the system clock.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -105,6 +106,48 @@ pub fn hs256_jwt(key: &str, secret: &str, exp: u64) -> String {
     let input = jwt_signing_input("HS256", &json!({ "iss": key, "exp": exp }));
     let signature = hmac_sha256(secret.as_bytes(), input.as_bytes());
     jwt_with_signature(&input, &signature)
+}
+
+/// An RSA-2048 and a P-256 key pair generated for one test: their public keys in PEM (a jwt
+/// secret's `rsa_public_key`) and tokens signed with them.
+pub struct JwtKeys {
+    rsa: rsa::RsaPrivateKey,
+    p256: p256::ecdsa::SigningKey,
+}
+
+impl JwtKeys {
+    /// Fresh keys; `None` only if the RSA key generation fails.
+    pub fn generate() -> Option<JwtKeys> {
+        let mut rng = rand::rngs::OsRng;
+        Some(JwtKeys {
+            rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).ok()?,
+            p256: p256::ecdsa::SigningKey::random(&mut rng),
+        })
+    }
+
+    pub fn rsa_pem(&self) -> String {
+        use rsa::pkcs8::EncodePublicKey;
+        self.rsa.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap_or_default()
+    }
+
+    pub fn p256_pem(&self) -> String {
+        use p256::pkcs8::EncodePublicKey;
+        self.p256.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap_or_default()
+    }
+
+    pub fn rs256(&self, claims: &Value) -> String {
+        use rsa::signature::{SignatureEncoding, Signer};
+        let input = jwt_signing_input("RS256", claims);
+        let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(self.rsa.clone()).sign(input.as_bytes());
+        jwt_with_signature(&input, &signature.to_vec())
+    }
+
+    pub fn es256(&self, claims: &Value) -> String {
+        use p256::ecdsa::signature::Signer;
+        let input = jwt_signing_input("ES256", claims);
+        let signature: p256::ecdsa::Signature = self.p256.sign(input.as_bytes());
+        jwt_with_signature(&input, &signature.to_bytes())
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,7 @@ mod common;
 use base64::Engine;
 use common::{assert_seen, Cases, Seen};
 use consumer_auth_e2e::bootstrap::Bootstrap;
-use consumer_auth_e2e::clients::{
-    hmac_sha256, hmac_signed, hmac_signing_string, hs256_jwt, jwt_signing_input, jwt_with_signature, now,
-};
+use consumer_auth_e2e::clients::{hmac_sha256, hmac_signed, hmac_signing_string, hs256_jwt, now, JwtKeys};
 use consumer_auth_e2e::echo::EchoServer;
 use consumer_auth_e2e::envoy::Envoy;
 use consumer_auth_e2e::fixtures::{consumers_json, instance, plugin, ALICE, ALL, ANONYMOUS};
@@ -116,47 +114,8 @@ fn hmac_auth_through_envoy() {
 const RS256_KEY: &str = "alice-rs256";
 const ES256_KEY: &str = "alice-es256";
 
-struct Keys {
-    rsa: rsa::RsaPrivateKey,
-    p256: p256::ecdsa::SigningKey,
-}
-
-impl Keys {
-    fn generate() -> Keys {
-        let mut rng = rand::rngs::OsRng;
-        Keys {
-            rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).expect("an RSA key"),
-            p256: p256::ecdsa::SigningKey::random(&mut rng),
-        }
-    }
-
-    fn rsa_pem(&self) -> String {
-        use rsa::pkcs8::EncodePublicKey;
-        self.rsa.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap()
-    }
-
-    fn p256_pem(&self) -> String {
-        use p256::pkcs8::EncodePublicKey;
-        self.p256.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap()
-    }
-
-    fn rs256(&self, claims: &Value) -> String {
-        use rsa::signature::{SignatureEncoding, Signer};
-        let input = jwt_signing_input("RS256", claims);
-        let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(self.rsa.clone()).sign(input.as_bytes());
-        jwt_with_signature(&input, &signature.to_vec())
-    }
-
-    fn es256(&self, claims: &Value) -> String {
-        use p256::ecdsa::signature::Signer;
-        let input = jwt_signing_input("ES256", claims);
-        let signature: p256::ecdsa::Signature = self.p256.sign(input.as_bytes());
-        jwt_with_signature(&input, &signature.to_bytes())
-    }
-}
-
 /// All test consumers, alice with an RS256 and an ES256 secret besides her HS256 one.
-fn jwt_instance(keys: &Keys, plugins: Value) -> Value {
+fn jwt_instance(keys: &JwtKeys, plugins: Value) -> Value {
     let mut consumers = consumers_json(&ALL);
     let alice = consumers.as_array_mut().unwrap().iter_mut().find(|c| c["username"] == ALICE.username).unwrap();
     let secrets = alice["jwt_secrets"].as_array_mut().expect("alice has a jwt secret");
@@ -175,7 +134,7 @@ fn alice_hs256() -> String {
 
 #[test]
 fn jwt_through_envoy() {
-    let keys = Keys::generate();
+    let keys = JwtKeys::generate().expect("keys");
     let upstream = EchoServer::start();
     let anon = json!({ "anonymous": ANONYMOUS.username });
     let bootstrap = Bootstrap::new(upstream.port)
@@ -272,11 +231,11 @@ const CACHE_MISS: &str = "wasmcustom.consumer_auth_jwt_cache_total.outcome.miss"
 /// new generation is served.
 #[test]
 fn verified_tokens_are_cached_until_they_expire_or_their_key_changes() {
-    let keys = Keys::generate();
-    let rotated = Keys::generate();
+    let keys = JwtKeys::generate().expect("keys");
+    let rotated = JwtKeys::generate().expect("keys");
     let upstream = EchoServer::start();
     let source = consumer_auth_e2e::source::DocumentServer::start();
-    let consumers = |keys: &Keys| jwt_instance(keys, json!([]))["consumers"].clone();
+    let consumers = |keys: &JwtKeys| jwt_instance(keys, json!([]))["consumers"].clone();
     source.set_consumers(&consumers(&keys));
     let bootstrap = Bootstrap::new(upstream.port)
         .static_cluster("consumer_source", source.port)

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{assert_seen, Cases, Seen};
 use consumer_auth_e2e::bootstrap::{Bootstrap, Route};
-use consumer_auth_e2e::clients::{hmac_signed, hs256_jwt, now};
+use consumer_auth_e2e::clients::{hmac_signed, hs256_jwt, now, JwtKeys};
 use consumer_auth_e2e::echo::EchoServer;
 use consumer_auth_e2e::envoy::Envoy;
 use consumer_auth_e2e::fixtures::{
@@ -402,12 +402,25 @@ fn every_plugin_and_kongs_own_paths() {
     let termination = json!({ "name": "request-termination", "consumer": ANONYMOUS.username,
                               "config": { "status_code": 401, "message": "Authentication required" } });
     let store = json!({ "store": { "name": "main", "consumers": consumers_json(&ALL) } });
+    // alice with an RS256 and an ES256 secret too: the public-key arithmetic (SIMD128 for RSA)
+    // runs in Kong's wasmtime as it does in Envoy's V8.
+    let keys = JwtKeys::generate().expect("keys");
+    let mut with_public_keys = consumers_json(&ALL);
+    if let Some(alice) =
+        with_public_keys.as_array_mut().and_then(|a| a.iter_mut().find(|c| c["username"] == ALICE.username))
+    {
+        alice["jwt_secrets"] = json!([
+            { "key": "alice-rs256", "algorithm": "RS256", "rsa_public_key": keys.rsa_pem() },
+            { "key": "alice-es256", "algorithm": "ES256", "rsa_public_key": keys.p256_pem() }
+        ]);
+    }
     let config = KongConfig::new(echo.port)
         .route("/key", [instance(json!([key_auth(json!({}))]))])
         .route("/basic", [instance(json!([basic_auth(json!({}))]))])
         .route("/hmac", [instance(json!([plugin("hmac-auth", json!({ "enforce_headers": ["request-line"] }))]))])
         .route("/hmac-body", [instance(json!([plugin("hmac-auth", json!({ "validate_request_body": true }))]))])
         .route("/jwt", [instance(json!([plugin("jwt", json!({}))]))])
+        .route("/jwt-pk", [json!({ "consumers": with_public_keys, "plugins": [plugin("jwt", json!({}))] })])
         .route("/or", [instance(json!([key_auth(anonymous()), basic_auth(anonymous())]))])
         .route("/or-id", [instance(json!([key_auth(json!({ "anonymous": GUEST.id }))]))])
         .route("/and", [instance(json!([key_auth(json!({})), basic_auth(json!({}))]))])
@@ -465,6 +478,24 @@ fn every_plugin_and_kongs_own_paths() {
         let up = Request::get("/jwt").header("authorization", &format!("Bearer {token}")).send(port).expect_upstream();
         assert_seen(&up, &Seen::authenticated(&ALICE, ALICE.jwt_key()));
         assert_eq!(Request::get("/jwt").header("authorization", "Bearer x.y.z").send(port).status, 401);
+    });
+    cases.run("jwt RS256 and ES256: accepted, twice (the second from the token cache); forged refused", || {
+        let bearer = |token: &str| Request::get("/jwt-pk").header("authorization", &format!("Bearer {token}"));
+        for (key, token) in [
+            ("alice-rs256", keys.rs256(&json!({ "iss": "alice-rs256", "exp": now() + 600 }))),
+            ("alice-es256", keys.es256(&json!({ "iss": "alice-es256", "exp": now() + 600 }))),
+        ] {
+            for _ in 0..2 {
+                assert_seen(&bearer(&token).send(port).expect_upstream(), &Seen::authenticated(&ALICE, key));
+            }
+            // The signature's first character changed: another signature of the same length.
+            let (input, signature) = token.rsplit_once('.').expect("a JWS");
+            let first = if signature.starts_with('A') { 'B' } else { 'A' };
+            let forged = format!("{input}.{first}{}", &signature[1..]);
+            let r = bearer(&forged).send(port);
+            assert_eq!((r.status, r.message()), (401, "Invalid signature".to_string()), "{key}");
+            assert!(r.upstream().is_none());
+        }
     });
     cases.run("OR: key, basic, nobody (anonymous by username)", || {
         assert_seen(&Request::get("/or").header("apikey", ALICE.key()).send(port).expect_upstream(), &alice_key);
