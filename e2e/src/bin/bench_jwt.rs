@@ -51,6 +51,8 @@ const JWT_AUTHN_ROUTE: &str = "type.googleapis.com/envoy.extensions.filters.http
 /// Far in the future, so that minted tokens stay valid in the cache of minted tokens.
 const EXP: u64 = 4_102_444_800;
 const HS256_SECRET: &str = "bench-hs256-secret-0123456789abcdef";
+/// The jwt plugin's `token_cache_entries` default (the bench's plugins leave it unset).
+const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Alg {
@@ -647,8 +649,12 @@ fn report(
     if !wrapped.is_empty() {
         let _ = writeln!(
             out,
-            "\n**The token pool wrapped** for {} (raise BENCH_JWT_TOKENS): some of its requests were repeats.",
-            wrapped.join(", ")
+            "\n**The token pool wrapped** for {} (raise BENCH_JWT_TOKENS): a token came round again after {} \
+             others, by which time the filter's first-in-first-out cache ({} entries) had let it go: \
+             the hits column says whether any repeat was still served from the cache.",
+            wrapped.join(", "),
+            settings.tokens - 1,
+            DEFAULT_TOKEN_CACHE_ENTRIES
         );
     }
     let _ = writeln!(out, "\nPer-run req/s and Envoy CPU per request (in run order):\n");
