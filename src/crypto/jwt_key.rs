@@ -372,6 +372,16 @@ mod tests {
         assert!(!rsa_crate_verdict(&pem, Algorithm::RS512, b"x", &sig));
     }
 
+    /// A random odd number of exactly `bits` bits, big-endian.
+    fn random_odd_modulus(rng: &mut impl rand::Rng, bits: usize) -> Vec<u8> {
+        let bytes = bits.div_ceil(8);
+        let mut n: Vec<u8> = (0..bytes).map(|_| rng.gen()).collect();
+        n[0] &= 0xff >> (8 * bytes - bits);
+        n[0] |= 1 << ((bits - 1) % 8);
+        n[bytes - 1] |= 1;
+        n
+    }
+
     #[test]
     fn modular_exponentiation_matches_biguint() {
         use rand::{Rng as _, SeedableRng as _};
@@ -379,10 +389,7 @@ mod tests {
         for bits in [2usize, 3, 5, 8, 9, 27, 28, 29, 56, 57, 64, 100, 255, 512, 1023, 2049, 4096] {
             for _ in 0..if bits > 1024 { 1 } else { 3 } {
                 let bytes = bits.div_ceil(8);
-                let mut n: Vec<u8> = (0..bytes).map(|_| rng.gen()).collect();
-                n[0] &= 0xff >> (8 * bytes - bits);
-                n[0] |= 1 << ((bits - 1) % 8);
-                n[bytes - 1] |= 1;
+                let n = random_odd_modulus(&mut rng, bits);
                 let modulus = Modulus::new(&n).unwrap();
                 assert_eq!((modulus.bits(), modulus.bytes()), (bits, bytes));
                 let nb = rsa::BigUint::from_bytes_be(&n);
@@ -424,10 +431,7 @@ mod tests {
         for bits in [1024usize, 2040, 2047, 2048, 2056, 3072, 4088, 4096] {
             for _ in 0..3 {
                 let bytes = bits.div_ceil(8);
-                let mut n: Vec<u8> = (0..bytes).map(|_| rng.gen()).collect();
-                n[0] &= 0xff >> (8 * bytes - bits);
-                n[0] |= 1 << ((bits - 1) % 8);
-                n[bytes - 1] |= 1;
+                let n = random_odd_modulus(&mut rng, bits);
                 let modulus = Modulus::new(&n).unwrap();
                 let nb = rsa::BigUint::from_bytes_be(&n);
                 for _ in 0..3 {
