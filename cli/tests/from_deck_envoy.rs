@@ -303,8 +303,8 @@ fn upstream_paths_follow_kongs_path_handling_v0() {
         ("/slash/", "/s/"),
         ("/slash-kept/x", "/s/slash-kept/x"),
         // No service path.
-        ("/root/a/b", "/a/b"),
-        ("/root", "/"),
+        ("/base/a/b", "/a/b"),
+        ("/base", "/"),
     ];
     let mut wrong = Vec::new();
     for (request, upstream) in cases {
@@ -327,13 +327,13 @@ fn upstream_paths_follow_kongs_path_handling_v0() {
     assert_eq!(path_of(Request::get("/any/thing").header("Host", "api.example.com")), "/any/thing");
     assert_eq!(path_of(Request::get("/x").header("Host", "a.b.example.org:8000")), "/x");
     no_route(&Request::get("/any/thing").header("Host", "other.example.com").send(envoy.port));
-    // Kong's route priority: hosts-only (one attribute, hosts not all plain) against root-tv0 (one
+    // Kong's route priority: hosts-only (one attribute, hosts not all plain) against base-tv0 (one
     // attribute, a 5-character plain path): the longer plain path wins.
-    assert_eq!(path_of(Request::get("/root/a").header("Host", "api.example.com")), "/a");
-    // by-method (methods and paths: two attributes) comes before root-tv0 for a DELETE.
-    let r = Request::new("DELETE", "/root/z").send(envoy.port);
+    assert_eq!(path_of(Request::get("/base/a").header("Host", "api.example.com")), "/a");
+    // by-method (methods and paths: two attributes) comes before base-tv0 for a DELETE.
+    let r = Request::new("DELETE", "/base/z").send(envoy.port);
     assert!(r.expect_upstream().path == "/z");
     assert!(
-        run.yaml.find("services[2].routes[2] /root").unwrap() < run.yaml.find("services[2].routes[0] /root").unwrap()
+        run.yaml.find("services[2].routes[2] /base").unwrap() < run.yaml.find("services[2].routes[0] /base").unwrap()
     );
 }
