@@ -216,7 +216,7 @@ fn column<const SQUARE: bool>(x: &[u32], y: &[u32], ab: usize, m: &[u32], n: &[u
     if SQUARE {
         let whole = ab / 4 * 4;
         if let (Some(xs), Some(ys)) = (x.get(..whole), y.get(..whole)) {
-            acc = lanes::dot(acc, xs, ys);
+            acc = dot(acc, xs, ys);
         }
         if let (Some(xs), Some(ys)) = (x.get(whole..ab), y.get(whole..ab)) {
             let rest: u64 = xs.iter().zip(ys).map(|(&p, &q)| u64::from(p) * u64::from(q)).sum();
@@ -225,12 +225,25 @@ fn column<const SQUARE: bool>(x: &[u32], y: &[u32], ab: usize, m: &[u32], n: &[u
     } else {
         let groups = ab.div_ceil(4) * 4;
         if let (Some(xs), Some(ys)) = (x.get(..groups), y.get(..groups)) {
-            acc = lanes::dot(acc, xs, ys);
+            acc = dot(acc, xs, ys);
         }
     }
     let groups = mn.div_ceil(4) * 4;
     if let (Some(ms), Some(ns)) = (m.get(..groups), n.get(..groups)) {
-        acc = lanes::dot(acc, ms, ns);
+        acc = dot(acc, ms, ns);
+    }
+    acc
+}
+
+/// acc + Σ x_k·y_k over whole groups of 4 (x and y of one length, a multiple of 4), a group
+/// at a time through `lanes::group`.
+#[inline]
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn dot(mut acc: lanes::Acc, x: &[u32], y: &[u32]) -> lanes::Acc {
+    for (xs, ys) in x.chunks_exact(4).zip(y.chunks_exact(4)) {
+        if let (Ok(&xa), Ok(&ya)) = (<&[u32; 4]>::try_from(xs), <&[u32; 4]>::try_from(ys)) {
+            acc = lanes::group(acc, xa, ya);
+        }
     }
     acc
 }
@@ -261,22 +274,10 @@ mod lanes {
 
     #[inline]
     #[target_feature(enable = "simd128")]
-    fn group(acc: Acc, x: [u32; 4], y: [u32; 4]) -> Acc {
+    pub(super) fn group(acc: Acc, x: [u32; 4], y: [u32; 4]) -> Acc {
         let xv = u32x4(x[0], x[1], x[2], x[3]);
         let yv = u32x4(y[0], y[1], y[2], y[3]);
         u64x2_add(acc, u64x2_add(u64x2_extmul_low_u32x4(xv, yv), u64x2_extmul_high_u32x4(xv, yv)))
-    }
-
-    /// acc + Σ x_k·y_k over whole groups of 4 (x and y of one length, a multiple of 4).
-    #[inline]
-    #[target_feature(enable = "simd128")]
-    pub(super) fn dot(mut acc: Acc, x: &[u32], y: &[u32]) -> Acc {
-        for (xs, ys) in x.chunks_exact(4).zip(y.chunks_exact(4)) {
-            if let (Ok(&xa), Ok(&ya)) = (<&[u32; 4]>::try_from(xs), <&[u32; 4]>::try_from(ys)) {
-                acc = group(acc, xa, ya);
-            }
-        }
-        acc
     }
 
     #[inline]
@@ -298,18 +299,9 @@ mod lanes {
         (acc[0], acc[1])
     }
 
-    fn group(acc: Acc, x: [u32; 4], y: [u32; 4]) -> Acc {
+    pub(super) fn group(acc: Acc, x: [u32; 4], y: [u32; 4]) -> Acc {
         let ([x0, x1, x2, x3], [y0, y1, y2, y3]) = (x.map(u64::from), y.map(u64::from));
         [acc[0] + x0 * y0 + x2 * y2, acc[1] + x1 * y1 + x3 * y3]
-    }
-
-    pub(super) fn dot(mut acc: Acc, x: &[u32], y: &[u32]) -> Acc {
-        for (xs, ys) in x.chunks_exact(4).zip(y.chunks_exact(4)) {
-            if let (Ok(&xa), Ok(&ya)) = (<&[u32; 4]>::try_from(xs), <&[u32; 4]>::try_from(ys)) {
-                acc = group(acc, xa, ya);
-            }
-        }
-        acc
     }
 
     pub(super) fn add_to_lane_0(acc: Acc, v: u64) -> Acc {
