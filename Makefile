@@ -133,6 +133,20 @@ clean:
 	rm -f $(WASM)
 
 # jwt verification cost per algorithm (median per request through the harness, ratio to HS256).
+# The filter's jwt signature checks alone, timed in node's V8 (the engine Envoy embeds): µs per
+# check for RS256 (RSA-2048/3072/4096), ES256, ES384, EdDSA, and what an ES key's first check adds
+# (its table). Throwaway keys from openssl in target/bench-v8/keys. BENCH_V8_ROUNDS overrides.
+# See benches/v8/ and docs/PERFORMANCE.md. Not part of `make test`.
+BENCH_V8_DIR := target/bench-v8
+.PHONY: bench-v8
+bench-v8: toolchain
+	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs >/dev/null; }
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+	bash benches/v8/keys.sh $(BENCH_V8_DIR)/keys
+	BENCH_V8_KEYS=$(CURDIR)/$(BENCH_V8_DIR)/keys CARGO_TARGET_DIR=$(CURDIR)/$(BENCH_V8_DIR) \
+	  cargo build -q --release --target $(WASM_TARGET) --manifest-path benches/v8/Cargo.toml
+	node benches/v8/run.js $(BENCH_V8_DIR)/$(WASM_TARGET)/release/consumer_auth_bench_v8.wasm
+
 .PHONY: bench-store-load
 bench-store-load: build
 	CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) cargo bench -p consumer-auth --bench store_load

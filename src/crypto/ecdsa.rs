@@ -15,8 +15,8 @@
 //!   r + n < p), which saves the field inversion.
 //!
 //! Measured in node 20's V8 (the engine Envoy embeds), per verification: ES256 328 µs with the
-//! previous projective version of this file, 139 µs now; ES384 2.1 ms, 0.82 ms. A key's table
-//! costs ≈ 0.6 ms once (P-256). What is left is ≈ 1,000 field multiplications at ≈ 95 ns (the
+//! previous projective version of this file, 120–140 µs now; ES384 2.1 ms, 0.82–0.86 ms. A key's
+//! table costs ≈ 0.75 ms once (P-256; 3.8 ms for P-384). `make bench-v8` measures today's figures. What is left is ≈ 1,000 field multiplications at ≈ 95 ns (the
 //! crate's 32-bit target code multiplies u64 limbs through an emulated u128).
 //!
 //! The steps otherwise are those of `ecdsa::hazmat::verify_prehashed` (z = H(input) reduced

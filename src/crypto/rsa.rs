@@ -11,7 +11,7 @@
 //! `pmuludq`), enabled per function; natively the same grouping runs as scalar code, so the
 //! tests run the same sums.
 //! 28-bit limbs keep a column's products (< 2^56) from overflowing a lane without carries, and
-//! wasm32 has no 64×64→128 multiply for u64 limbs. In node 20's V8 this costs ≈ 49 µs per
+//! wasm32 has no 64×64→128 multiply for u64 limbs. In node 20's V8 (`make bench-v8`) this costs ≈ 49 µs per
 //! RSA-2048 verification where the same radix in scalar u64 code (≈ 115 µs in Envoy) cost
 //! ≈ 95–99 µs (3072 bits: 92 against 200 µs; 4096 bits: 151 against 350 µs); about 2/3 of it
 //! is the multiplies (dropping m·n's, for a measure, saved 21 of 51 µs), the rest the columns'
