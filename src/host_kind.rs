@@ -39,12 +39,12 @@ pub enum RequestIdSource {
     XRequestIdHeader,
 }
 
-/// One host call that changes a request header.
+/// One host call that changes a request header (name, value), borrowed from the operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderCall {
-    Add(String, String),
-    Replace(String, String),
-    Remove(String),
+pub enum HeaderCall<'a> {
+    Add(&'a str, &'a str),
+    Replace(&'a str, &'a str),
+    Remove(&'a str),
 }
 
 /// How a rewritten `:path` (a hidden query argument) reaches the upstream.
@@ -137,11 +137,14 @@ impl HostKind {
         }
     }
 
-    /// Where the request id is read, in order: Envoy's `request.id`; Kong's own id first (Kong's
-    /// `request.id` property is only the client's `X-Request-Id`).
+    /// Where the request id is read, in order. Envoy's id (`request.id`) is the `x-request-id`
+    /// request header, which Envoy sets (generated, or the client's when it keeps it) before any
+    /// filter runs: read from the header map the request already read, the property asked only
+    /// when the header is absent (a host call saved on every refusal). Kong's own id first
+    /// (Kong's `request.id` property is only the client's `X-Request-Id`).
     pub fn request_id_sources(self) -> &'static [RequestIdSource] {
         match self {
-            HostKind::Envoy => &[RequestIdSource::RequestIdProperty, RequestIdSource::XRequestIdHeader],
+            HostKind::Envoy => &[RequestIdSource::XRequestIdHeader, RequestIdSource::RequestIdProperty],
             HostKind::Kong => {
                 &[RequestIdSource::KongRequestId, RequestIdSource::RequestIdProperty, RequestIdSource::XRequestIdHeader]
             }
@@ -169,12 +172,12 @@ impl HostKind {
     /// identity header (which must go) refuses the request; a hidden credential or an identity
     /// header an earlier instance wrote is blanked in place. Checked before any change: a refusal
     /// (`Err`, the reason to log) leaves the request as it came.
-    pub fn header_calls(
+    pub fn header_calls<'o>(
         self,
-        ops: &[HeaderOp],
+        ops: &'o [HeaderOp],
         headers: &[Header],
         first_instance: bool,
-    ) -> Result<Vec<HeaderCall>, String> {
+    ) -> Result<Vec<HeaderCall<'o>>, String> {
         if self == HostKind::Kong {
             for op in ops {
                 let (name, removing) = match op {
@@ -200,17 +203,15 @@ impl HostKind {
         let mut calls = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
-                HeaderOp::Remove(name) if self == HostKind::Envoy => calls.push(HeaderCall::Remove(name.clone())),
+                HeaderOp::Remove(name) if self == HostKind::Envoy => calls.push(HeaderCall::Remove(name)),
                 // Kong: the one copy (checked above) is blanked in place: the value never leaves.
                 HeaderOp::Remove(name) => {
                     if first(headers, name).is_some() {
-                        calls.push(HeaderCall::Replace(name.clone(), String::new()));
+                        calls.push(HeaderCall::Replace(name, ""));
                     }
                 }
-                HeaderOp::Set(name, value) if first(headers, name).is_none() => {
-                    calls.push(HeaderCall::Add(name.to_string(), value.clone()))
-                }
-                HeaderOp::Set(name, value) => calls.push(HeaderCall::Replace(name.to_string(), value.clone())),
+                HeaderOp::Set(name, value) if first(headers, name).is_none() => calls.push(HeaderCall::Add(name, value)),
+                HeaderOp::Set(name, value) => calls.push(HeaderCall::Replace(name, value)),
             }
         }
         Ok(calls)
@@ -311,6 +312,8 @@ mod tests {
     fn request_ids_and_details() {
         assert_eq!(HostKind::Kong.request_id_sources()[0], RequestIdSource::KongRequestId);
         assert!(!HostKind::Envoy.request_id_sources().contains(&RequestIdSource::KongRequestId));
+        // Envoy's `request.id` is its x-request-id header: the header map first, no host call
+        assert_eq!(HostKind::Envoy.request_id_sources()[0], RequestIdSource::XRequestIdHeader);
         assert_eq!(HostKind::Envoy.local_response_details(401), "consumer_auth");
         assert_eq!(HostKind::Kong.local_response_details(401), "Unauthorized");
     }
@@ -334,7 +337,7 @@ mod tests {
         assert_eq!(
             HostKind::Kong.header_calls(&ops, &sent, true).unwrap(),
             vec![
-                HeaderCall::Replace("apikey".into(), String::new()),
+                HeaderCall::Replace("apikey", ""),
                 HeaderCall::Replace(CONSUMER_ID.into(), "id".into()),
                 HeaderCall::Add(CONSUMER_USERNAME.into(), "alice".into()),
             ]

@@ -21,6 +21,16 @@ pub use crate::identity_headers::{
 pub const HANDOFF_PROPERTY_ENVOY: [&str; 1] = ["consumer_auth_identity"];
 pub const HANDOFF_PROPERTY_KONG: [&str; 4] = ["kong", "ctx", "shared", "consumer_auth_identity"];
 
+/// Whether an earlier instance of the filter may have handed an identity on for a request that
+/// arrived at this one with `headers`: an instance hands on only an identity with a consumer, and
+/// always sets `X-Consumer-ID` for it (`header_ops`). Without that header there is nothing to read,
+/// and the handoff property is not asked for (a host call saved on every request of a chain's
+/// first instance, the usual case of a single one). A client's forged `X-Consumer-ID` only costs
+/// that read: the property, which a client cannot set, decides.
+pub fn may_carry_handoff(headers: &[Header]) -> bool {
+    headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(CONSUMER_ID))
+}
+
 /// Who the request is, as established so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
@@ -68,16 +78,22 @@ impl Identity {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let wire = Wire {
-            id: self.consumer.as_ref().map(|c| c.id.clone()),
-            username: self.consumer.as_ref().and_then(|c| c.username.clone()),
-            custom_id: self.consumer.as_ref().and_then(|c| c.custom_id.clone()),
-            groups: self.consumer.as_ref().map(|c| c.groups.clone()).unwrap_or_default(),
-            credential: self.credential.clone(),
-            credential_plugin: self.credential_plugin.clone(),
-            groups_header: self.groups_header.clone(),
+        let consumer = self.consumer.as_deref();
+        let wire = WireOut {
+            id: consumer.map(|c| c.id.as_str()),
+            username: consumer.and_then(|c| c.username.as_deref()),
+            custom_id: consumer.and_then(|c| c.custom_id.as_deref()),
+            groups: consumer.map_or(&[], |c| c.groups.as_slice()),
+            credential: self.credential.as_deref(),
+            credential_plugin: self.credential_plugin.as_deref(),
+            groups_header: self.groups_header.as_deref(),
         };
-        serde_json::to_vec(&wire).unwrap_or_default()
+        // one buffer, sized for the usual identity (the values are copied once, into it)
+        let mut out = Vec::with_capacity(256);
+        match serde_json::to_writer(&mut out, &wire) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// `None` for bytes this filter did not write.
@@ -95,7 +111,19 @@ impl Identity {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// [`Wire`] as written: borrowed from the identity (no copy of its strings but into the output).
+#[derive(Serialize)]
+struct WireOut<'a> {
+    id: Option<&'a str>,
+    username: Option<&'a str>,
+    custom_id: Option<&'a str>,
+    groups: &'a [String],
+    credential: Option<&'a str>,
+    credential_plugin: Option<&'a str>,
+    groups_header: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire {
     id: Option<String>,
@@ -122,13 +150,13 @@ pub enum HeaderOp {
 /// and are only brought up to date.
 pub fn header_ops(identity: &Identity, headers: &[Header], strip_spoofed: bool, ops: &mut Vec<HeaderOp>) {
     if strip_spoofed {
+        // (a name is lowercased, a copy, only for a header that is to go)
         for (name, _) in headers {
-            let lower = name.to_ascii_lowercase();
-            if is_spoofable(&lower)
-                && !MANAGED_HEADERS.contains(&lower.as_str())
-                && !ops.contains(&HeaderOp::Remove(lower.clone()))
-            {
-                ops.push(HeaderOp::Remove(lower));
+            if is_spoofable(name) && !MANAGED_HEADERS.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+                let remove = HeaderOp::Remove(name.to_ascii_lowercase());
+                if !ops.contains(&remove) {
+                    ops.push(remove);
+                }
             }
         }
     }
@@ -189,6 +217,16 @@ mod tests {
         assert!(ops.contains(&HeaderOp::Set(CONSUMER_ID, "id-a".into())));
         assert!(ops.contains(&HeaderOp::Set(CREDENTIAL_IDENTIFIER, "cred".into())));
         assert!(!ops.iter().any(|o| matches!(o, HeaderOp::Remove(n) if n == "accept")));
+    }
+
+    #[test]
+    fn a_handoff_comes_only_with_the_consumer_id_header_it_set() {
+        let mut ops = Vec::new();
+        header_ops(&Identity::anonymous(alice()), &[], true, &mut ops);
+        assert!(ops.contains(&HeaderOp::Set(CONSUMER_ID, "id-a".into())), "every handed-on identity sets it");
+        assert!(may_carry_handoff(&[("X-Consumer-ID".into(), b"id-a".to_vec())]));
+        assert!(!may_carry_handoff(&[("x-consumer-username".into(), b"alice".to_vec())]));
+        assert!(!may_carry_handoff(&[]));
     }
 
     #[test]

@@ -117,8 +117,11 @@ impl Config {
         };
         let (slots, body_needed_by) = build_plugins(doc.plugins, inline, &instance)?;
         let refusal_log_level = match doc.refusal_log_level.as_deref() {
-            None | Some("info") => Some(LogLevel::Info),
-            Some("debug") => Some(LogLevel::Debug),
+            // debug by default: Kong writes no error-log line per refused request, nor do
+            // Envoy's own auth filters at its default level; the access log has the status and
+            // the metrics the reason (docs/OBSERVABILITY.md).
+            Some("info") => Some(LogLevel::Info),
+            None | Some("debug") => Some(LogLevel::Debug),
             Some("warn") => Some(LogLevel::Warn),
             Some("error") => Some(LogLevel::Error),
             Some("off") => None,

@@ -14,7 +14,7 @@ pub(super) struct RawDocument {
     pub(super) store: Option<RawStore>,
     #[serde(default)]
     pub(super) plugins: Vec<Value>,
-    /// Level of the one log line written per refused request: `debug`, `info` (default),
+    /// Level of the one log line written per refused request: `debug` (default), `info`,
     /// `warn`, `error` or `off`.
     pub(super) refusal_log_level: Option<String>,
 }

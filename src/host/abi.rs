@@ -25,6 +25,7 @@ pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
     fn proxy_get_header_map_value(
@@ -117,6 +118,15 @@ fn check(status: u32) -> Result<(), HostError> {
 pub fn log(level: u32, message: &str) {
     // SAFETY: pointer and length of a live str.
     let _ = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+}
+
+/// The host's log level (0 trace … 4 error, 5 critical); a line below it is dropped by the host.
+pub fn log_level() -> Result<u32, HostError> {
+    // A host that answers OK without writing (Kong's ngx_wasm_module) leaves trace: every line.
+    let mut level = 0u32;
+    // SAFETY: valid out-pointer.
+    check(unsafe { proxy_get_log_level(&mut level) })?;
+    Ok(level)
 }
 
 pub fn now_nanos() -> Result<u64, HostError> {

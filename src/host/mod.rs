@@ -42,6 +42,29 @@ fn log(level: LogLevel, message: &str) {
     abi::log(level_code(level), message);
 }
 
+thread_local!(static HOST_LOG_LEVEL: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) });
+
+/// Whether the host writes lines at `level` (Envoy: its `wasm` logger's level, which the admin
+/// `/logging` endpoint changes at run time). Asked once, then again after each tick (so a change
+/// shows within a tick of traffic): a refusal line the host would drop is neither built nor sent.
+/// A host that does not tell (Kong's ngx_wasm_module answers nothing) gets every line.
+fn log_enabled(level: LogLevel) -> bool {
+    let host_level = HOST_LOG_LEVEL.with(|cached| match cached.get() {
+        Some(l) => l,
+        None => {
+            let l = abi::log_level().unwrap_or(0);
+            cached.set(Some(l));
+            l
+        }
+    });
+    level_code(level) >= host_level
+}
+
+/// The host's log level is asked again on the next line.
+fn forget_log_level() {
+    HOST_LOG_LEVEL.with(|cached| cached.set(None));
+}
+
 /// The engine's view of the proxy.
 struct ProxyHost;
 
@@ -56,7 +79,7 @@ impl pipeline::Host for ProxyHost {
     }
 
     fn count(&mut self, counter: crate::proxy::Counter) {
-        metrics::count(counter);
+        metrics::jwt_cache(counter);
     }
 
     fn request_protocol(&mut self) -> Option<String> {
@@ -142,6 +165,12 @@ impl Context for FilterRoot {
             loader.on_http_call_response(token_id, body_size);
         }
     }
+
+    /// The end of this filter instance: its VM's counts are handed over now.
+    fn on_done(&mut self) -> bool {
+        metrics::flush();
+        true
+    }
 }
 
 impl RootContext for FilterRoot {
@@ -211,23 +240,33 @@ impl RootContext for FilterRoot {
         if let Some(loader) = &mut self.loader {
             loader.write_pending(self.config.as_ref().and_then(|c| c.store.as_ref()));
             loader.on_tick();
-            // Kong's deferred inline store is written: no more ticks (Envoy never defers).
-            if kind().defers_store_write() && loader.idle() {
-                let _ = abi::set_tick_period_ms(0);
-            }
         }
         self.answer_bodiless_requests();
+        metrics::flush();
+        forget_log_level();
+        if !self.needs_tick() {
+            let _ = abi::set_tick_period_ms(0);
+        }
     }
 }
 
 impl FilterRoot {
-    /// Answers the requests whose body has not come in time (see `body_wait`); stops the tick
-    /// once the body callbacks are known to come and nothing waits.
+    /// Whether this root still needs its tick after this one (the metrics re-arm it when they
+    /// count again): a store loader (Kong's deferred inline store only until it is written;
+    /// Envoy never defers), or requests that may wait for a body that never comes (until a body
+    /// callback has come and nothing waits).
+    fn needs_tick(&self) -> bool {
+        let loader = self.loader.as_ref().is_some_and(|l| !(kind().defers_store_write() && l.idle()));
+        let bodies = !self.body_waits.is_empty()
+            || (kind().body_may_never_come()
+                && self.config.as_ref().is_some_and(|c| c.body_needed_by.is_some())
+                && !self.body_waits.body_seen());
+        loader || bodies
+    }
+
+    /// Answers the requests whose body has not come in time (see `body_wait`).
     fn answer_bodiless_requests(&mut self) {
         if self.body_waits.is_empty() {
-            if self.body_waits.body_seen() && self.loader.is_none() {
-                let _ = abi::set_tick_period_ms(0);
-            }
             return;
         }
         let now = abi::now_nanos().unwrap_or(u64::MAX);
@@ -296,7 +335,11 @@ impl HttpContext for FilterRequest {
             Ok(h) => h,
             Err(_) => return self.fail_closed("cannot read the request headers"),
         };
-        self.handoff = abi::get_property(kind().handoff_property()).ok().flatten();
+        self.handoff = if crate::identity::may_carry_handoff(&self.headers) {
+            abi::get_property(kind().handoff_property()).ok().flatten()
+        } else {
+            None
+        };
         let protocol = || abi::get_property(&["request", "protocol"]).ok().flatten();
         let body = if config.body_needed_by.is_some() && kind().body_follows(end_of_stream, &self.headers, protocol) {
             Body::Pending
@@ -390,26 +433,31 @@ impl FilterRequest {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
-    /// A pseudo-header, from where this host has it (see `HostKind::pseudo_sources`).
-    fn pseudo(&self, header: &str, property: &[&str]) -> String {
+    /// A pseudo-header, from where this host has it (see `HostKind::pseudo_sources`); borrowed
+    /// from the header map when it is there (Envoy: always).
+    fn pseudo(&self, header: &str, property: &[&str]) -> Cow<'_, str> {
         kind()
             .pseudo_sources(header)
             .iter()
             .find_map(|source| match source {
-                PseudoSource::Property => abi::get_property(property).ok().flatten(),
-                PseudoSource::HeaderMap => self.header(header).map(<[u8]>::to_vec),
-                PseudoSource::Header => abi::request_header(header).ok().flatten(),
+                PseudoSource::Property => abi::get_property(property).ok().flatten().map(Cow::Owned),
+                PseudoSource::HeaderMap => self.header(header).map(Cow::Borrowed),
+                PseudoSource::Header => abi::request_header(header).ok().flatten().map(Cow::Owned),
             })
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .map(|v| match v {
+                Cow::Borrowed(b) => String::from_utf8_lossy(b),
+                Cow::Owned(o) => Cow::Owned(String::from_utf8_lossy(&o).into_owned()),
+            })
             .unwrap_or_default()
     }
 
     fn decide(&mut self, config: &Config, body: Body<'_>) -> Action {
-        let method = self.pseudo(":method", &["request", "method"]);
-        let path = self.pseudo(":path", &["request", "path"]);
-        let request = Request::new(&method, &path, &self.headers, body);
-        let outcome = pipeline::run(config, &request, self.handoff.as_deref(), &mut ProxyHost);
-        drop(request);
+        let outcome = {
+            let method = self.pseudo(":method", &["request", "method"]);
+            let path = self.pseudo(":path", &["request", "path"]);
+            let request = Request::new(&method, &path, &self.headers, body);
+            pipeline::run(config, &request, self.handoff.as_deref(), &mut ProxyHost)
+        };
         match outcome {
             Outcome::Forward(forward) => {
                 let verdict = forward.verdict;
@@ -460,9 +508,9 @@ impl FilterRequest {
         const FAILED: &str = "cannot update the request headers";
         for call in kind().header_calls(&forward.header_ops, &self.headers, forward.first_instance)? {
             match call {
-                HeaderCall::Add(name, value) => abi::add_request_header(&name, value.as_bytes()),
-                HeaderCall::Replace(name, value) => abi::replace_request_header(&name, value.as_bytes()),
-                HeaderCall::Remove(name) => abi::remove_request_header(&name),
+                HeaderCall::Add(name, value) => abi::add_request_header(name, value.as_bytes()),
+                HeaderCall::Replace(name, value) => abi::replace_request_header(name, value.as_bytes()),
+                HeaderCall::Remove(name) => abi::remove_request_header(name),
             }
             .map_err(|_| FAILED)?;
         }
@@ -530,7 +578,7 @@ impl FilterRequest {
             Some(config) => config.refusal_log_level,
             None => Some(LogLevel::Error),
         };
-        let line = level.map(|level| (level, rejection.log_line(request_id.as_deref())));
+        let line = level.filter(|l| log_enabled(*l)).map(|level| (level, rejection.log_line(request_id.as_deref())));
         let local = response::render(rejection, self.header("accept"), request_id.as_deref());
         let details = kind().local_response_details(local.status);
         Refusal { line, plugin: rejection.plugin_or_filter(), reason: rejection.reason, local, details }

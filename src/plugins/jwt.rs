@@ -353,7 +353,7 @@ impl AuthPlugin for Jwt {
                 match ctx.jwt_credential(&verified.key)? {
                     Some(current) if Rc::ptr_eq(&current, &verified.credential) => {
                         ctx.count(Counter::JwtCacheHit);
-                        return self.check_times(verified.exp, verified.nbf, ctx.now() as f64, &current);
+                        return self.check_times(verified.exp, verified.nbf, self.now(ctx), &current);
                     }
                     _ => self.cache.remove(digest),
                 }
@@ -407,11 +407,20 @@ impl AuthPlugin for Jwt {
             let verified = Verified { credential: Rc::clone(&credential), key: key.into(), exp, nbf };
             self.cache.insert(digest, verified);
         }
-        self.check_times(exp, nbf, ctx.now() as f64, &credential)
+        self.check_times(exp, nbf, self.now(ctx), &credential)
     }
 }
 
 impl Jwt {
+    /// The clock, for [`Jwt::check_times`]: asked of the host only when the configuration checks
+    /// a time (`claims_to_verify`, `maximum_expiration`); unused otherwise.
+    fn now(&self, ctx: &mut Ctx<'_, '_>) -> f64 {
+        if self.claims_to_verify.is_empty() && self.maximum_expiration <= 0.0 {
+            return 0.0;
+        }
+        ctx.now() as f64
+    }
+
     /// `claims_to_verify` and `maximum_expiration` against the clock: on every request, cached
     /// or not (`exp` / `nbf`: the claims as numbers, `None` when absent or not a number).
     fn check_times(

@@ -26,6 +26,8 @@ mod consumer_store;
 #[cfg(test)]
 mod hmac_auth;
 #[cfg(test)]
+mod host_calls;
+#[cfg(test)]
 mod jwt;
 #[cfg(test)]
 mod key_auth;

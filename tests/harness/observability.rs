@@ -105,13 +105,15 @@ fn one_refusal_line_at_the_configured_level() {
         assert_eq!(ex.status(), 401);
         ex.logs.into_iter().filter(|l| l.message.contains("refused request_id=")).collect::<Vec<_>>()
     };
+    // debug by default (Kong writes no error-log line per refused request)
     let lines = with_level(None);
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].level, LogLevel::Info);
+    assert_eq!(lines[0].level, LogLevel::Debug);
     assert_eq!(
         lines[0].message,
         r#"consumer-auth: refused request_id=rid-7 plugin=key-auth reason=invalid_credentials status=401 consumer=- message="Unauthorized""#
     );
+    assert_eq!(with_level(Some("info"))[0].level, LogLevel::Info);
     assert_eq!(with_level(Some("warn"))[0].level, LogLevel::Warn);
     assert_eq!(with_level(Some("debug"))[0].level, LogLevel::Debug);
     assert!(with_level(Some("off")).is_empty());
@@ -121,6 +123,18 @@ fn one_refusal_line_at_the_configured_level() {
     let ex = checked(h.send(&[f], Request::get("/").request_id(Some("r")).header("apikey", "alice-key")));
     let line = ex.logs.iter().find(|l| l.message.contains("refused request_id=")).unwrap();
     assert!(line.message.contains("plugin=acl reason=acl_denied status=403 consumer=alice"), "{line:?}");
+
+    // a line below the host's level (Envoy's default: info) is neither built nor sent; the host's
+    // level is asked again after a tick (Envoy's /logging changes it at run time)
+    let (mut h, f) = one(&doc(json!([{"name": "key-auth"}])));
+    h.set_log_level(LogLevel::Info);
+    let ex = checked(h.send(&[f], Request::get("/").header("apikey", "nope")));
+    assert_eq!(ex.status(), 401);
+    assert_eq!(ex.host_call_count("proxy_log"), 0, "{:?}", ex.logs);
+    h.set_log_level(LogLevel::Debug);
+    h.tick();
+    let ex = checked(h.send(&[f], Request::get("/").header("apikey", "nope")));
+    assert!(ex.logged("refused request_id="), "{:?}", ex.logs);
 
     let mut h = host();
     let err = h.configure(&doc(json!([])).replace(r#""plugins":[]"#, r#""plugins":[],"refusal_log_level":"loud""#));

@@ -1,6 +1,8 @@
 //! `make bench`: requests per second and latency through the real Envoy (V8), side by side:
-//! no filter, Envoy's native `api_key_auth` and `basic_auth`, and consumer-auth (key-auth,
-//! basic-auth, key-auth OR basic-auth, and the 401 path), with 10 and with 100,000 consumers.
+//! no filter, an empty wasm filter (the floor), Envoy's native `api_key_auth` and `basic_auth`, and
+//! consumer-auth on every path a request takes (key-auth, basic-auth, key-auth OR basic-auth, jwt
+//! with a repeated token, hmac-auth, 401 without a key and with a wrong one, 403 from acl, 429
+//! from rate-limiting), with 10 and with 100,000 consumers.
 //!
 //! - One Envoy per consumer count, `--concurrency 1`, pinned to CPU 0; wrk pinned to CPU 1
 //!   (both with `sched_setaffinity`, what `taskset -c` does); loopback; `direct_response` routes
@@ -14,9 +16,10 @@
 //! Environment: `BENCH_SECONDS` (per run, default 5), `BENCH_RUNS` (default 3), `BENCH_WARMUP`
 //! (seconds, default 1; 0 = none), `BENCH_CONNECTIONS` (default 10), `BENCH_CONSUMERS` (comma
 //! list, default `10,100000`), `BENCH_RESULTS_DIR` (default `bench-results/` in the workspace),
-//! `BENCH_BASELINE_WASM` (another build of the filter, e.g. the previous commit's: its key-auth and
-//! basic-auth run in the same Envoy, in their own VM, interleaved with this build's; the report
-//! gives this build's +CPU over the baseline's).
+//! `BENCH_BASELINE_WASM` (another build of the filter, e.g. the previous commit's: every
+//! consumer-auth case runs in the same Envoy with that build too, in its own VM, interleaved with
+//! this build's; the report gives both builds' host calls and +CPU per case, as ratios to the
+//! empty wasm filter's +CPU of the same run).
 //! Needs `wrk` on the PATH (`make bench` installs it), `ENVOY_BIN` and `CONSUMER_AUTH_WASM` (as
 //! the e2e tests).
 
@@ -112,15 +115,51 @@ fn authorization(i: usize) -> String {
 fn consumers_json(n: usize) -> String {
     let mut consumers: Vec<Value> = (0..n)
         .map(|i| {
-            json!({
+            let mut consumer = json!({
                 "username": format!("consumer-{i:06}"),
                 "keyauth_credentials": [{ "key": key(i) }],
                 "basicauth_credentials": [{ "username": basic_user(i), "password": password(i) }]
-            })
+            });
+            // the consumer requests use also has a jwt secret, an hmac-auth user and a group
+            if i + 1 == n {
+                consumer["jwt_secrets"] = json!([{ "key": JWT_KEY, "algorithm": "HS256", "secret": JWT_SECRET }]);
+                consumer["hmacauth_credentials"] = json!([{ "username": HMAC_USER, "secret": HMAC_SECRET }]);
+                consumer["acls"] = json!([{ "group": "blocked" }]);
+            }
+            consumer
         })
         .collect();
     consumers.push(json!({ "username": "anonymous" }));
     serde_json::to_string(&consumers).expect("serialise")
+}
+
+const JWT_KEY: &str = "bench-issuer";
+const JWT_SECRET: &str = "bench-jwt-secret";
+const HMAC_USER: &str = "bench-hmac-user";
+const HMAC_SECRET: &str = "bench-hmac-secret";
+
+/// One HS256 token for the whole run (the jwt case repeats it: the verified-token cache's path).
+fn jwt_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| consumer_auth_e2e::clients::hs256_jwt(JWT_KEY, JWT_SECRET, now() + 10 * 365 * 86_400))
+}
+
+/// The `Date` and `Authorization` of the hmac-auth case, signed once (the plugin's `clock_skew`
+/// is set wide enough for the whole run).
+fn hmac_headers() -> &'static (String, String) {
+    static HEADERS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    HEADERS.get_or_init(|| {
+        let date = consumer_auth_e2e::clients::http_date(now());
+        let signature = base64::engine::general_purpose::STANDARD
+            .encode(consumer_auth_e2e::clients::hmac_sha256(HMAC_SECRET, format!("date: {date}")));
+        let authorization =
+            format!(r#"hmac username="{HMAC_USER}", algorithm="hmac-sha256", headers="date", signature="{signature}""#);
+        (date, authorization)
+    })
+}
+
+fn now() -> u64 {
+    consumer_auth_e2e::clients::now()
 }
 
 fn document(consumers: &str, plugins: &Value) -> String {
@@ -141,6 +180,17 @@ fn consumer_auth_instances(n: usize) -> Vec<(&'static str, String)> {
                 &json!([{ "name": "key-auth", "config": anonymous }, { "name": "basic-auth", "config": anonymous }]),
             ),
         ),
+        ("ca_jwt", document(&consumers, &json!([{ "name": "jwt" }]))),
+        ("ca_hmac", document(&consumers, &json!([{ "name": "hmac-auth", "config": { "clock_skew": 1e9 } }]))),
+        (
+            "ca_acl",
+            document(&consumers, &json!([{ "name": "key-auth" }, { "name": "acl", "config": { "deny": ["blocked"] } }])),
+        ),
+        // one request a year: every request after the first is refused, whatever the clock does
+        (
+            "ca_rl",
+            document(&consumers, &json!([{ "name": "key-auth" }, { "name": "rate-limiting", "config": { "year": 1 } }])),
+        ),
     ]
 }
 
@@ -159,6 +209,8 @@ fn htpasswd(n: usize) -> String {
 #[derive(Clone, Copy)]
 struct Case {
     name: &'static str,
+    /// One request before the checks (the 429 case: the year's one allowed request).
+    prime: bool,
     path: &'static str,
     /// The filter instance that serves the route (`None`: no filter).
     filter: Option<&'static str>,
@@ -175,11 +227,15 @@ struct Case {
 enum Credential {
     None,
     Key,
+    WrongKey,
     Basic,
+    Jwt,
+    Hmac,
 }
 
-const BUILD_CASES: [Case; 8] = [
+const BUILD_CASES: [Case; 13] = [
     Case {
+        prime: false,
         name: "no filter",
         path: "/none",
         filter: None,
@@ -189,7 +245,8 @@ const BUILD_CASES: [Case; 8] = [
         without_credential: 200,
     },
     Case {
-        name: "empty wasm filter (floor)",
+        prime: false,
+        name: FLOOR,
         path: "/wasm-noop",
         filter: Some("wasm_noop"),
         consumer_auth: None,
@@ -198,6 +255,7 @@ const BUILD_CASES: [Case; 8] = [
         without_credential: 200,
     },
     Case {
+        prime: false,
         name: "Envoy api_key_auth",
         path: "/native-key",
         filter: Some("native_api_key_auth"),
@@ -207,6 +265,7 @@ const BUILD_CASES: [Case; 8] = [
         without_credential: 401,
     },
     Case {
+        prime: false,
         name: "Envoy basic_auth",
         path: "/native-basic",
         filter: Some("native_basic_auth"),
@@ -216,6 +275,7 @@ const BUILD_CASES: [Case; 8] = [
         without_credential: 401,
     },
     Case {
+        prime: false,
         name: "consumer-auth key-auth",
         path: "/ca-key",
         filter: Some("ca_key"),
@@ -225,6 +285,7 @@ const BUILD_CASES: [Case; 8] = [
         without_credential: 401,
     },
     Case {
+        prime: false,
         name: "consumer-auth basic-auth",
         path: "/ca-basic",
         filter: Some("ca_basic"),
@@ -234,6 +295,7 @@ const BUILD_CASES: [Case; 8] = [
         without_credential: 401,
     },
     Case {
+        prime: false,
         name: "consumer-auth key OR basic (basic)",
         path: "/ca-or",
         filter: Some("ca_or"),
@@ -243,6 +305,27 @@ const BUILD_CASES: [Case; 8] = [
         without_credential: 200,
     },
     Case {
+        prime: false,
+        name: "consumer-auth jwt (repeated token)",
+        path: "/ca-jwt",
+        filter: Some("ca_jwt"),
+        consumer_auth: Some("ca_jwt"),
+        credential: Credential::Jwt,
+        status: 200,
+        without_credential: 401,
+    },
+    Case {
+        prime: false,
+        name: "consumer-auth hmac-auth",
+        path: "/ca-hmac",
+        filter: Some("ca_hmac"),
+        consumer_auth: Some("ca_hmac"),
+        credential: Credential::Hmac,
+        status: 200,
+        without_credential: 401,
+    },
+    Case {
+        prime: false,
         name: "consumer-auth 401 (no key)",
         path: "/ca-key-401",
         filter: Some("ca_key"),
@@ -251,42 +334,68 @@ const BUILD_CASES: [Case; 8] = [
         status: 401,
         without_credential: 401,
     },
-];
-
-/// The baseline build's cases (`BENCH_BASELINE_WASM`): its instances serve these routes with the
-/// configurations of `ca_key` and `ca_basic` (host calls are counted for this build only).
-const BASELINE_CASES: [Case; 2] = [
     Case {
-        name: "baseline build key-auth",
-        path: "/base-key",
-        filter: Some("base_key"),
-        consumer_auth: None,
+        prime: false,
+        name: "consumer-auth 401 (wrong key)",
+        path: "/ca-key-401-wrong",
+        filter: Some("ca_key"),
+        consumer_auth: Some("ca_key"),
+        credential: Credential::WrongKey,
+        status: 401,
+        without_credential: 401,
+    },
+    Case {
+        prime: false,
+        name: "consumer-auth 403 (acl)",
+        path: "/ca-acl",
+        filter: Some("ca_acl"),
+        consumer_auth: Some("ca_acl"),
         credential: Credential::Key,
-        status: 200,
+        status: 403,
         without_credential: 401,
     },
     Case {
-        name: "baseline build basic-auth",
-        path: "/base-basic",
-        filter: Some("base_basic"),
-        consumer_auth: None,
-        credential: Credential::Basic,
-        status: 200,
+        prime: true,
+        name: "consumer-auth 429 (rate-limiting)",
+        path: "/ca-rl",
+        filter: Some("ca_rl"),
+        consumer_auth: Some("ca_rl"),
+        credential: Credential::Key,
+        status: 429,
         without_credential: 401,
     },
 ];
 
-/// The baseline case of this build's case of that name.
-const BASELINE_OF: [(&str, &str); 2] =
-    [("baseline build key-auth", "consumer-auth key-auth"), ("baseline build basic-auth", "consumer-auth basic-auth")];
+/// The baseline build's twin of each consumer-auth case (`BENCH_BASELINE_WASM`): the same
+/// configuration and requests, served by that build's instance `base_<instance>` in a VM of its
+/// own, on `/base<path>`.
+fn baseline_twin(case: &Case) -> Option<Case> {
+    let instance = case.consumer_auth?;
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    Some(Case {
+        name: leak(format!("baseline build: {}", case.name.trim_start_matches("consumer-auth "))),
+        path: leak(format!("/base{}", case.path)),
+        filter: Some(leak(format!("base_{instance}"))),
+        ..*case
+    })
+}
 
-/// Every case of this invocation: this build's, then the baseline's when there is one.
+/// The empty wasm filter's case: what any wasm filter costs per request.
+const FLOOR: &str = "empty wasm filter (floor)";
+
+/// Every case of this invocation: this build's, then the baseline's twins when there is one.
 fn cases() -> &'static [Case] {
     static ALL: std::sync::OnceLock<Vec<Case>> = std::sync::OnceLock::new();
     ALL.get_or_init(|| {
-        let baseline: &[Case] = if baseline_wasm().is_some() { &BASELINE_CASES } else { &[] };
-        BUILD_CASES.iter().chain(baseline).copied().collect()
+        let baseline: Vec<Case> =
+            if baseline_wasm().is_some() { BUILD_CASES.iter().filter_map(baseline_twin).collect() } else { vec![] };
+        BUILD_CASES.iter().copied().chain(baseline).collect()
     })
+}
+
+/// Whether `case` is a baseline twin (served by the baseline build).
+fn is_baseline(case: &Case) -> bool {
+    case.filter.is_some_and(|f| f.starts_with("base_"))
 }
 
 impl Case {
@@ -294,7 +403,13 @@ impl Case {
         match self.credential {
             Credential::None => vec![],
             Credential::Key => vec![("apikey", key(n - 1))],
+            Credential::WrongKey => vec![("apikey", format!("{}-wrong", key(n - 1)))],
             Credential::Basic => vec![("authorization", authorization(n - 1))],
+            Credential::Jwt => vec![("authorization", format!("Bearer {}", jwt_token()))],
+            Credential::Hmac => {
+                let (date, authorization) = hmac_headers();
+                vec![("date", date.clone()), ("authorization", authorization.clone())]
+            }
         }
     }
 }
@@ -355,9 +470,8 @@ fn bootstrap(
         http_filters.push(wasm_filter(name, config, wasm));
     }
     if let Some(baseline) = baseline {
-        for (name, of) in [("base_key", "ca_key"), ("base_basic", "ca_basic")] {
-            let config = &instances.iter().find(|(n, _)| *n == of).expect("instance").1;
-            let mut entry = wasm_filter(name, config, baseline);
+        for (name, config) in instances {
+            let mut entry = wasm_filter(&format!("base_{name}"), config, baseline);
             entry["typed_config"]["config"]["vm_config"]["vm_id"] = json!("consumer_auth_baseline");
             http_filters.push(entry);
         }
@@ -409,24 +523,39 @@ struct HostCalls {
     breakdown: BTreeMap<String, u32>,
 }
 
-fn host_calls(instances: &[(&'static str, String)], n: usize) -> (BTreeMap<&'static str, HostCalls>, Duration) {
+fn host_calls(
+    instances: &[(&'static str, String)],
+    n: usize,
+    baseline: Option<&std::path::Path>,
+) -> (BTreeMap<&'static str, HostCalls>, Duration) {
     let wasm = consumer_auth_e2e::filter_wasm();
     let mut out = BTreeMap::new();
     let mut configure_time = Duration::ZERO;
     for case in cases() {
         let Some(instance) = case.consumer_auth else { continue };
         let config = &instances.iter().find(|(name, _)| *name == instance).expect("instance").1;
-        let mut host = proxy_wasm_harness::Host::load(&wasm).expect("load the filter into the harness");
+        let wasm = match (is_baseline(case), baseline) {
+            (true, Some(baseline)) => baseline,
+            _ => wasm.as_path(),
+        };
+        let mut host = proxy_wasm_harness::Host::load(wasm).expect("load the filter into the harness");
         // Count what the filter does on Envoy (it tells Envoy from Kong by this property).
         host.set_property("xds.node", b"\x0a\x04node");
         let start = Instant::now();
         let filter = host.configure(config).unwrap_or_else(|e| panic!("the harness refused {instance}: {e}"));
         configure_time = configure_time.max(start.elapsed());
-        let mut request = proxy_wasm_harness::Request::get(case.path);
+        // As Envoy hands it over: with the `x-request-id` it generated (its `request.id`).
+        let mut request = proxy_wasm_harness::Request::get(case.path)
+            .header("x-request-id", "bench-request-id")
+            .request_id(Some("bench-request-id"));
         for (name, value) in case.headers(n) {
             request = request.header(name, &value);
         }
-        // The first request of an instance may do one-time work; count the second.
+        // As Envoy at its default log level.
+        host.set_log_level(proxy_wasm_harness::LogLevel::Info);
+        // The first requests of an instance may do one-time work (the 429 case: the year's one
+        // request; the host's log level, asked once per tick); count the third.
+        let _ = host.send(&[filter], request.clone());
         let _ = host.send(&[filter], request.clone());
         let exchange = host.send(&[filter], request);
         assert!(exchange.trap.is_none(), "{}: trap {:?}", case.name, exchange.trap);
@@ -481,6 +610,9 @@ fn start_set(n: usize, settings: &Settings) -> Set {
         for (name, value) in case.headers(n) {
             req = req.header(name, &value);
         }
+        if case.prime {
+            let _ = req.clone().send(envoy.port);
+        }
         let r = req.send(envoy.port);
         assert_eq!(r.status, case.status, "{} ({n} consumers): {}", case.name, r.text());
         let r = Request::get(case.path).send(envoy.port);
@@ -492,7 +624,7 @@ fn start_set(n: usize, settings: &Settings) -> Set {
             r.text()
         );
     }
-    let (host_calls, harness_configure) = host_calls(&instances, n);
+    let (host_calls, harness_configure) = host_calls(&instances, n, settings.baseline.as_deref());
     Set {
         consumers: n,
         rss_kib: rss_kib(envoy.pid()),
@@ -575,35 +707,55 @@ fn report(
             );
         }
     }
-    if let Some(baseline) = &settings.baseline {
-        let _ = writeln!(
-            out,
-            "\nThis build against the baseline build ({}), same Envoy, same requests:\n",
-            baseline.display()
-        );
-        let _ = writeln!(out, "| consumers | case | +CPU this build | +CPU baseline | ratio | req/s ratio |");
-        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|");
-        for set in sets {
-            let none_cpu = median(set.runs[0].iter().map(|r| r.cpu_us).collect());
-            let of = |name: &str| {
-                let i = cases().iter().position(|c| c.name == name).expect("case");
-                let runs = &set.runs[i];
-                (
-                    median(runs.iter().map(|r| r.cpu_us).collect()) - none_cpu,
-                    median(runs.iter().map(|r| r.rps).collect()),
-                )
-            };
-            for (base, this) in BASELINE_OF {
-                let ((cpu, rps), (base_cpu, base_rps)) = (of(this), of(base));
-                let _ = writeln!(
-                    out,
-                    "| {} | {this} | {cpu:+.1} µs | {base_cpu:+.1} µs | {:.2} | {:.2} |",
-                    set.consumers,
-                    if base_cpu > 0.0 { cpu / base_cpu } else { 0.0 },
-                    if base_rps > 0.0 { rps / base_rps } else { 0.0 },
-                );
-            }
+    let _ = writeln!(
+        out,
+        "\nPer path: host calls per request and +CPU, and +CPU as a multiple of the empty wasm filter's \
+         (the floor) in the same run{}:\n",
+        match &settings.baseline {
+            Some(b) => format!("; this build and the baseline build ({}), same Envoy, same requests", b.display()),
+            None => String::new(),
         }
+    );
+    let _ = writeln!(
+        out,
+        "| consumers | path | host calls | +CPU | × floor | baseline host calls | baseline +CPU | baseline × floor | +CPU / baseline |"
+    );
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for set in sets {
+        let none_cpu = median(set.runs[0].iter().map(|r| r.cpu_us).collect());
+        let plus_cpu = |name: &str| {
+            let i = cases().iter().position(|c| c.name == name).expect("case");
+            median(set.runs[i].iter().map(|r| r.cpu_us).collect()) - none_cpu
+        };
+        let floor = plus_cpu(FLOOR);
+        let times = |cpu: f64| if floor > 0.0 { format!("{:.2}", cpu / floor) } else { "–".into() };
+        let calls = |name: &str| set.host_calls.get(name).map_or("–".to_string(), |h| h.total.to_string());
+        for case in BUILD_CASES.iter().filter(|c| c.consumer_auth.is_some()) {
+            let cpu = plus_cpu(case.name);
+            let (base_calls, base_cpu, base_times, ratio) = match baseline_twin(case)
+                .and_then(|twin| cases().iter().find(|c| c.path == twin.path))
+            {
+                Some(twin) => {
+                    let base = plus_cpu(twin.name);
+                    (
+                        calls(twin.name),
+                        format!("{base:+.1} µs"),
+                        times(base),
+                        if base > 0.0 { format!("{:.2}", cpu / base) } else { "–".into() },
+                    )
+                }
+                None => ("–".into(), "–".into(), "–".into(), "–".into()),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {cpu:+.1} µs | {} | {base_calls} | {base_cpu} | {base_times} | {ratio} |",
+                set.consumers,
+                case.name.trim_start_matches("consumer-auth "),
+                calls(case.name),
+                times(cpu),
+            );
+        }
+        let _ = writeln!(out, "| {} | (the floor: empty wasm filter) | – | {floor:+.1} µs | 1.00 | | | | |", set.consumers);
     }
     let _ = writeln!(out, "\nPer-run req/s and Envoy CPU per request (in run order):\n");
     for set in sets {
