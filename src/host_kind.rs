@@ -210,7 +210,9 @@ impl HostKind {
                         calls.push(HeaderCall::Replace(name, ""));
                     }
                 }
-                HeaderOp::Set(name, value) if first(headers, name).is_none() => calls.push(HeaderCall::Add(name, value)),
+                HeaderOp::Set(name, value) if first(headers, name).is_none() => {
+                    calls.push(HeaderCall::Add(name, value))
+                }
                 HeaderOp::Set(name, value) => calls.push(HeaderCall::Replace(name, value)),
             }
         }

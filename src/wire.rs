@@ -21,7 +21,12 @@ pub fn deserialize_map(bytes: &[u8]) -> Option<Vec<Header>> {
         pos = pos.checked_add(key_len)?.checked_add(1)?;
         let value = bytes.get(pos..pos.checked_add(value_len)?)?;
         pos = pos.checked_add(value_len)?.checked_add(1)?;
-        out.push((String::from_utf8_lossy(key).into_owned(), value.to_vec()));
+        // (names are ASCII: validated and copied once; `from_utf8_lossy` walks chunk by chunk)
+        let name = match std::str::from_utf8(key) {
+            Ok(name) => name.to_owned(),
+            Err(_) => String::from_utf8_lossy(key).into_owned(),
+        };
+        out.push((name, value.to_vec()));
     }
     Some(out)
 }

@@ -199,6 +199,13 @@ impl Envoy {
         Request::get(path).send(self.admin_port)
     }
 
+    /// Waits until the filter has handed Envoy the per-request counts of the requests sent so
+    /// far: it counts them in its VM and flushes them on a tick at most one second after the
+    /// first count (docs/OBSERVABILITY.md); two seconds leave a margin for a busy machine.
+    pub fn await_metrics_flush(&self) {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
     /// A counter or gauge by its full name (e.g. `wasmcustom.consumer_auth_...`); 0 when Envoy
     /// does not have it (yet).
     pub fn stat(&self, name: &str) -> u64 {

@@ -32,8 +32,14 @@ fn bench_runs_in_tiny_mode() {
         "| 10 | consumer-auth basic-auth |",
         "| 10 | consumer-auth key OR basic (basic) |",
         "| 10 | consumer-auth 401 (no key) |",
+        "| 10 | consumer-auth jwt (repeated token) |",
+        "| 10 | consumer-auth hmac-auth |",
+        "| 10 | consumer-auth 401 (wrong key) |",
+        "| 10 | consumer-auth 403 (acl) |",
+        "| 10 | consumer-auth 429 (rate-limiting) |",
         "| 10 | baseline build key-auth |",
         "| 10 | baseline build basic-auth |",
+        "| 10 | baseline build 429 (rate-limiting) |",
     ] {
         let row = stdout.lines().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("no row {case}:\n{stdout}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();

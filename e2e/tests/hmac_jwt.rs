@@ -252,7 +252,10 @@ fn verified_tokens_are_cached_until_they_expire_or_their_key_changes() {
     let within = std::time::Duration::from_secs(10);
     let rs = keys.rs256(&json!({ "iss": RS256_KEY, "exp": now() + 600 }));
     envoy.wait_until(&get(&rs), within, |r| r.status == 200);
-    let counts = || (envoy.stat(CACHE_HIT), envoy.stat(CACHE_MISS));
+    let counts = || {
+        envoy.await_metrics_flush();
+        (envoy.stat(CACHE_HIT), envoy.stat(CACHE_MISS))
+    };
 
     // repeated: hits, each answered as the first was
     let (hits, misses) = counts();

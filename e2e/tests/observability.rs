@@ -1,6 +1,8 @@
 //! Metrics through real Envoy: after a known mix of requests, `/stats/prometheus` shows
-//! `consumer_auth_requests_total{plugin,outcome}` with exactly those counts, and
-//! `consumer_auth_configurations_total{outcome="loaded"}`. Also the refusal log line.
+//! `consumer_auth_requests_total{plugin,outcome}` with exactly those counts (handed to Envoy on the
+//! filter's tick), and `consumer_auth_configurations_total{outcome="loaded"}`. Also the refusal
+//! log line: written at `info` when configured so, not at all at Envoy's default level with the
+//! default `debug`.
 
 use std::collections::BTreeMap;
 
@@ -23,22 +25,29 @@ fn family(text: &str, name: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// A filter instance that logs each refusal at `info`.
+fn logging(plugins: serde_json::Value) -> serde_json::Value {
+    let mut doc = instance(plugins);
+    if let Some(fields) = doc.as_object_mut() {
+        fields.insert("refusal_log_level".into(), json!("info"));
+    }
+    doc
+}
+
 #[test]
 fn request_mix_is_counted_by_plugin_and_outcome() {
     let upstream = EchoServer::start();
     let bootstrap = Bootstrap::new(upstream.port)
-        .route("/auth", [instance(json!([plugin("key-auth", json!({}))]))])
+        .route("/auth", [logging(json!([plugin("key-auth", json!({}))]))])
         .route(
             "/anon",
-            [instance(json!([
+            [logging(json!([
                 plugin("key-auth", json!({ "anonymous": "anonymous_users" })),
                 { "name": "rate-limiting", "consumer": "anonymous_users", "config": { "minute": 2 } }
             ]))],
         )
-        .route(
-            "/acl",
-            [instance(json!([plugin("key-auth", json!({})), plugin("acl", json!({ "allow": ["admins"] }))]))],
-        );
+        .route("/acl", [logging(json!([plugin("key-auth", json!({})), plugin("acl", json!({ "allow": ["admins"] }))]))])
+        .route("/quiet", [instance(json!([plugin("key-auth", json!({}))]))]);
     let envoy = Envoy::start(&bootstrap);
     let key = |c: &consumer_auth_e2e::fixtures::Consumer, path: &str| {
         Request::get(path).header("apikey", c.key()).send(envoy.port).status
@@ -54,12 +63,15 @@ fn request_mix_is_counted_by_plugin_and_outcome() {
     assert_eq!(anonymous, [200, 200, 429, 429]);
     assert_eq!(key(&ALICE, "/acl"), 200);
     assert_eq!(key(&BOB, "/acl"), 403);
+    // the default refusal level (debug) is below Envoy's (info): no line
+    assert_eq!(Request::get("/quiet").send(envoy.port).status, 401);
 
+    envoy.await_metrics_flush();
     let text = envoy.admin("/stats/prometheus").text();
     let requests = family(&text, "consumer_auth_requests_total");
     let expected: BTreeMap<String, u64> = [
         (r#"{plugin="key-auth",outcome="authenticated"}"#, 4),
-        (r#"{plugin="key-auth",outcome="no_credentials"}"#, 2),
+        (r#"{plugin="key-auth",outcome="no_credentials"}"#, 3),
         (r#"{plugin="key-auth",outcome="invalid_credentials"}"#, 1),
         (r#"{plugin="key-auth",outcome="anonymous"}"#, 2),
         (r#"{plugin="rate-limiting",outcome="rate_limited"}"#, 2),
@@ -75,7 +87,7 @@ fn request_mix_is_counted_by_plugin_and_outcome() {
     assert!(loaded >= 3, "{configurations:?}");
     assert!(!configurations.contains_key(r#"{outcome="refused"}"#), "{configurations:?}");
 
-    // one refusal line per refused request, at the default level (info), without the key
+    // one refusal line per refused request of the routes that log them at info, without the key
     let log = envoy.log();
     let refusals: Vec<&str> = log.lines().filter(|l| l.contains("consumer-auth: refused request_id=")).collect();
     assert_eq!(refusals.len(), 2 + 1 + 2 + 1, "{log}");

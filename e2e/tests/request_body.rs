@@ -86,7 +86,17 @@ fn hmac_post(path: &str, body: &str, digest: Option<&str>) -> Request {
 
 fn body_bootstrap(upstream: u16) -> Bootstrap {
     Bootstrap::new(upstream)
-        .route("/key-body", [instance(json!([plugin("key-auth", json!({ "key_in_body": true }))]))])
+        .route(
+            "/key-body",
+            [{
+                // refusal lines at info: the HTTP/2 413 case tells the filter's answer by its line
+                let mut doc = instance(json!([plugin("key-auth", json!({ "key_in_body": true }))]));
+                if let Some(doc) = doc.as_object_mut() {
+                    doc.insert("refusal_log_level".into(), json!("info"));
+                }
+                doc
+            }],
+        )
         .route(
             "/key-body-hide",
             [instance(json!([plugin("key-auth", json!({ "key_in_body": true, "hide_credentials": true }))]))],

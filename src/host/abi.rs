@@ -243,9 +243,12 @@ pub fn increment_metric(id: u32, by: i64) -> Result<(), HostError> {
     check(unsafe { proxy_increment_metric(id, by) })
 }
 
-/// Path segments are joined with NUL, as the ABI wants.
-fn property_path(path: &[&str]) -> Vec<u8> {
-    path.join("\0").into_bytes()
+/// Path segments are joined with NUL, as the ABI wants (a single segment as is: no copy).
+fn property_path<'a>(path: &[&'a str]) -> std::borrow::Cow<'a, [u8]> {
+    match path {
+        [one] => std::borrow::Cow::Borrowed(one.as_bytes()),
+        _ => std::borrow::Cow::Owned(path.join("\0").into_bytes()),
+    }
 }
 
 pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {

@@ -76,7 +76,8 @@ const REFUSED: [(&str, u32); 2] = [("get_header_map_pairs", 1), ("send_local_res
 fn key_auth_and_basic_auth_accepted() {
     let key = calls(json!([{"name": "key-auth"}]), || get().header("apikey", "alice-key"));
     assert_eq!(key, expect(200, &ACCEPTED));
-    let basic = calls(json!([{"name": "basic-auth"}]), || get().header("authorization", &basic("alice-basic", "alice-pw")));
+    let basic =
+        calls(json!([{"name": "basic-auth"}]), || get().header("authorization", &basic("alice-basic", "alice-pw")));
     assert_eq!(basic, expect(200, &ACCEPTED));
 }
 

@@ -184,12 +184,18 @@ fn consumer_auth_instances(n: usize) -> Vec<(&'static str, String)> {
         ("ca_hmac", document(&consumers, &json!([{ "name": "hmac-auth", "config": { "clock_skew": 1e9 } }]))),
         (
             "ca_acl",
-            document(&consumers, &json!([{ "name": "key-auth" }, { "name": "acl", "config": { "deny": ["blocked"] } }])),
+            document(
+                &consumers,
+                &json!([{ "name": "key-auth" }, { "name": "acl", "config": { "deny": ["blocked"] } }]),
+            ),
         ),
         // one request a year: every request after the first is refused, whatever the clock does
         (
             "ca_rl",
-            document(&consumers, &json!([{ "name": "key-auth" }, { "name": "rate-limiting", "config": { "year": 1 } }])),
+            document(
+                &consumers,
+                &json!([{ "name": "key-auth" }, { "name": "rate-limiting", "config": { "year": 1 } }]),
+            ),
         ),
     ]
 }
@@ -373,7 +379,7 @@ fn baseline_twin(case: &Case) -> Option<Case> {
     let instance = case.consumer_auth?;
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     Some(Case {
-        name: leak(format!("baseline build: {}", case.name.trim_start_matches("consumer-auth "))),
+        name: leak(format!("baseline build {}", case.name.trim_start_matches("consumer-auth "))),
         path: leak(format!("/base{}", case.path)),
         filter: Some(leak(format!("base_{instance}"))),
         ..*case
@@ -712,7 +718,7 @@ fn report(
         "\nPer path: host calls per request and +CPU, and +CPU as a multiple of the empty wasm filter's \
          (the floor) in the same run{}:\n",
         match &settings.baseline {
-            Some(b) => format!("; this build and the baseline build ({}), same Envoy, same requests", b.display()),
+            Some(b) => format!("; this build against the baseline build ({}), same Envoy, same requests", b.display()),
             None => String::new(),
         }
     );
@@ -732,30 +738,30 @@ fn report(
         let calls = |name: &str| set.host_calls.get(name).map_or("–".to_string(), |h| h.total.to_string());
         for case in BUILD_CASES.iter().filter(|c| c.consumer_auth.is_some()) {
             let cpu = plus_cpu(case.name);
-            let (base_calls, base_cpu, base_times, ratio) = match baseline_twin(case)
-                .and_then(|twin| cases().iter().find(|c| c.path == twin.path))
-            {
-                Some(twin) => {
-                    let base = plus_cpu(twin.name);
-                    (
-                        calls(twin.name),
-                        format!("{base:+.1} µs"),
-                        times(base),
-                        if base > 0.0 { format!("{:.2}", cpu / base) } else { "–".into() },
-                    )
-                }
-                None => ("–".into(), "–".into(), "–".into(), "–".into()),
-            };
+            let (base_calls, base_cpu, base_times, ratio) =
+                match baseline_twin(case).and_then(|twin| cases().iter().find(|c| c.path == twin.path)) {
+                    Some(twin) => {
+                        let base = plus_cpu(twin.name);
+                        (
+                            calls(twin.name),
+                            format!("{base:+.1} µs"),
+                            times(base),
+                            if base > 0.0 { format!("{:.2}", cpu / base) } else { "–".into() },
+                        )
+                    }
+                    None => ("–".into(), "–".into(), "–".into(), "–".into()),
+                };
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {cpu:+.1} µs | {} | {base_calls} | {base_cpu} | {base_times} | {ratio} |",
                 set.consumers,
-                case.name.trim_start_matches("consumer-auth "),
+                case.name,
                 calls(case.name),
                 times(cpu),
             );
         }
-        let _ = writeln!(out, "| {} | (the floor: empty wasm filter) | – | {floor:+.1} µs | 1.00 | | | | |", set.consumers);
+        let _ =
+            writeln!(out, "| {} | (the floor: empty wasm filter) | – | {floor:+.1} µs | 1.00 | | | | |", set.consumers);
     }
     let _ = writeln!(out, "\nPer-run req/s and Envoy CPU per request (in run order):\n");
     for set in sets {

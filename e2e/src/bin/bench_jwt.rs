@@ -439,6 +439,7 @@ impl Bench<'_> {
 }
 
 fn cache_counts(envoy: &Envoy) -> CacheCounts {
+    envoy.await_metrics_flush();
     CacheCounts {
         hits: envoy.stat("wasmcustom.consumer_auth_jwt_cache_total.outcome.hit"),
         misses: envoy.stat("wasmcustom.consumer_auth_jwt_cache_total.outcome.miss"),
