@@ -331,17 +331,17 @@ mod tests {
         assert_eq!(
             HostKind::Envoy.header_calls(&ops, &sent, true).unwrap(),
             vec![
-                HeaderCall::Remove("apikey".into()),
-                HeaderCall::Replace(CONSUMER_ID.into(), "id".into()),
-                HeaderCall::Add(CONSUMER_USERNAME.into(), "alice".into()),
+                HeaderCall::Remove("apikey"),
+                HeaderCall::Replace(CONSUMER_ID, "id"),
+                HeaderCall::Add(CONSUMER_USERNAME, "alice"),
             ]
         );
         assert_eq!(
             HostKind::Kong.header_calls(&ops, &sent, true).unwrap(),
             vec![
                 HeaderCall::Replace("apikey", ""),
-                HeaderCall::Replace(CONSUMER_ID.into(), "id".into()),
-                HeaderCall::Add(CONSUMER_USERNAME.into(), "alice".into()),
+                HeaderCall::Replace(CONSUMER_ID, "id"),
+                HeaderCall::Add(CONSUMER_USERNAME, "alice"),
             ]
         );
         // Kong cannot remove a client's identity header, nor change a header sent twice
