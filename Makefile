@@ -40,7 +40,8 @@ build: toolchain
 	cargo build --release --target $(WASM_TARGET) -p consumer-auth
 	@mkdir -p filters
 	cp $(WASM_OUT) $(WASM)
-	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
+	@cd filters && sha256sum consumer_auth.wasm > consumer_auth.wasm.sha256
+	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes, sha256 $$(cut -d' ' -f1 $(WASM).sha256)"
 
 # clippy denies unwrap/expect/panic/indexing ([workspace.lints] in Cargo.toml; tests exempt by clippy.toml); the wasm32 pass also
 # lints the proxy-wasm glue, which is only built for wasm32.
@@ -71,6 +72,7 @@ harness-tests: build envoy
 test: build lint envoy wrk kong-host
 	$(ENVOY_ENV) $(KONG_ENV) cargo test --workspace --no-fail-fast
 	$(ENVOY_ENV) target/debug/demo --once
+	$(DEMO_COMPOSE)
 
 envoy: $(ENVOY_STAMP)
 
@@ -190,3 +192,37 @@ bench-store: build envoy wrk
 cli:
 	cargo build --release -p consumer-auth-cli
 	@echo "target/release/consumer-auth"
+
+# ---------------------------------------------------------------------------------------------
+# Deployment (docs/DEPLOY.md): Docker, the compose demo, the OCI image.
+
+# Docker for the targets below (deploy/docker/daemon.sh): Debian's docker.io, docker-compose and
+# debootstrap when missing; dockerd started with its defaults when no daemon answers (left
+# running); a daemon already running is used as it is, its configuration untouched.
+.PHONY: docker demo-compose oci
+docker:
+	@deploy/docker/daemon.sh
+
+# docker-compose.yml run for real (deploy/docker/demo-compose.sh): up, the walkthrough of
+# `make demo` replayed against it (`demo --port`), down -v; the containers' logs on failure.
+# Official images when they can be pulled, else local stand-ins (consumer-auth-local/*: a Debian
+# base from debootstrap, cached in $${CONSUMER_AUTH_CACHE:-~/.cache/consumer-auth}/docker, with the
+# Envoy of `make envoy` and deploy/docker/echo.py). ENVOY_IMAGE / ECHO_IMAGE choose others.
+# `make test` runs it with the demo binary its `cargo test --workspace` built.
+DEMO_COMPOSE = deploy/docker/demo-compose.sh target/debug/demo "$$(cat $(ENVOY_STAMP))"
+demo-compose: build envoy wrk
+	cargo build -q -p consumer-auth-e2e --bin demo
+	$(DEMO_COMPOSE)
+
+# The OCI image Istio's WasmPlugin and Envoy Gateway's EnvoyExtensionPolicy pull: FROM scratch,
+# one layer holding /plugin.wasm (deploy/oci/Dockerfile). OCI_IMAGE names it (your registry's
+# name, then `docker push $(OCI_IMAGE)`: the digest it prints is what the policies pin).
+# tests/harness/deploy.rs reads it back with `docker save` (CONSUMER_AUTH_OCI_IMAGE).
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
+OCI_IMAGE ?= consumer-auth-local/consumer-auth:$(VERSION)
+export CONSUMER_AUTH_OCI_IMAGE = $(OCI_IMAGE)
+oci: build docker
+	docker build -q $$(docker buildx version >/dev/null 2>&1 && echo --provenance=false --sbom=false) \
+	  -t $(OCI_IMAGE) -f deploy/oci/Dockerfile filters
+	@echo "$(OCI_IMAGE): one layer, /plugin.wasm = $(WASM)"
+test: oci

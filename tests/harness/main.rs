@@ -24,6 +24,8 @@ mod config_refusals_hmac_jwt;
 #[cfg(test)]
 mod consumer_store;
 #[cfg(test)]
+mod deploy;
+#[cfg(test)]
 mod hmac_auth;
 #[cfg(test)]
 mod jwt;
