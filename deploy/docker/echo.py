@@ -7,7 +7,9 @@ and os.hostname, by which the walkthrough recognises the echo). Listens on $HTTP
 
 import json
 import os
+import signal
 import socket
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -57,6 +59,9 @@ class Echo(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # PID 1 in its container: without a handler SIGTERM is ignored and `docker compose down`
+    # waits 10 s before killing it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     port = int(os.environ.get("HTTP_PORT", "8080"))
     print(f"echo: listening on :{port}", flush=True)
     ThreadingHTTPServer(("0.0.0.0", port), Echo).serve_forever()
