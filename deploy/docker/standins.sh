@@ -49,13 +49,18 @@ build() {
   key="$( { echo "$base_key"; sha256sum "$dockerfile" "$@" | cut -d' ' -f1; } | sha256sum | cut -c1-16)"
   if [ "$(label "$image")" = "$key" ]; then return; fi
   echo "standins: building $image" >&2
-  local ctx
+  local ctx old
+  old="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
   ctx="$(mktemp -d "$cache/context.XXXXXX")"
   for f in "$@"; do cp --reflink=auto "$f" "$ctx/"; done
   docker build -q --build-arg "BASE=$base_image" --label "consumer-auth.inputs=$key" \
     -t "$image" -f "$dockerfile" "$ctx" >"$ctx.log" 2>&1 || {
     echo "standins: docker build of $image failed:" >&2; cat "$ctx.log" >&2; rm -rf "$ctx" "$ctx.log"; exit 1; }
   rm -rf "$ctx" "$ctx.log"
+  # The previous build of this tag, now untagged (kept if a container still uses it).
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
 }
 
 version="$("$envoy_bin" --version | sed -n 's/.*\/\([0-9][0-9.]*\)\/.*/\1/p' | head -n1)"
