@@ -217,12 +217,14 @@ demo-compose: build envoy wrk
 # The OCI image Istio's WasmPlugin and Envoy Gateway's EnvoyExtensionPolicy pull: FROM scratch,
 # one layer holding /plugin.wasm (deploy/oci/Dockerfile). OCI_IMAGE names it (your registry's
 # name, then `docker push $(OCI_IMAGE)`: the digest it prints is what the policies pin).
-# tests/harness/deploy.rs reads it back with `docker save` (CONSUMER_AUTH_OCI_IMAGE).
+# deploy/oci/registry-check.sh pushes it to a throwaway loopback registry (Debian's
+# docker-registry), reads manifest and layer back as Istio's fetcher does, prints the manifest
+# digest; tests/harness/deploy.rs reads it with `docker save` (CONSUMER_AUTH_OCI_IMAGE).
 VERSION   := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
 OCI_IMAGE ?= consumer-auth-local/consumer-auth:$(VERSION)
 export CONSUMER_AUTH_OCI_IMAGE = $(OCI_IMAGE)
 oci: build docker
 	docker build -q $$(docker buildx version >/dev/null 2>&1 && echo --provenance=false --sbom=false) \
 	  -t $(OCI_IMAGE) -f deploy/oci/Dockerfile filters
-	@echo "$(OCI_IMAGE): one layer, /plugin.wasm = $(WASM)"
+	deploy/oci/registry-check.sh $(OCI_IMAGE) $(WASM)
 test: oci
