@@ -112,6 +112,27 @@ fn validate_in_envoy(what: &str, filters: &[Value]) -> String {
     log
 }
 
+/// A Kubernetes resource of deploy/: the YAML, after checking its apiVersion and kind.
+fn resource(path: &str, api_version: &str, kind: &str) -> Value {
+    let r = yaml_file(path);
+    assert_eq!((r["apiVersion"].as_str(), r["kind"].as_str()), (Some(api_version), Some(kind)), "{path}");
+    r
+}
+
+/// The Envoy Wasm filter a control plane generates from a plugin resource: `config` JSON-encoded
+/// into the StringValue, `root_id` as given, V8, the code left to [`validate_in_envoy`].
+fn generated_wasm_filter(filter_name: &str, plugin_name: &Value, root_id: &Value, config: &Value) -> Value {
+    json!({
+        "name": filter_name,
+        "typed_config": { "@type": WASM_TYPE, "config": {
+            "name": plugin_name,
+            "root_id": root_id,
+            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config.to_string() },
+            "vm_config": { "runtime": "envoy.wasm.runtime.v8", "code": {} }
+        } }
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Release artifacts
 
@@ -185,9 +206,7 @@ fn oci_image_is_one_layer_holding_exactly_the_built_wasm() {
 /// as root id) loads in the real Envoy.
 #[test]
 fn istio_wasmplugin_loads_in_envoy() {
-    let w = yaml_file(ISTIO_WASMPLUGIN);
-    assert_eq!(w["apiVersion"], "extensions.istio.io/v1alpha1");
-    assert_eq!(w["kind"], "WasmPlugin");
+    let w = resource(ISTIO_WASMPLUGIN, "extensions.istio.io/v1alpha1", "WasmPlugin");
     let spec = &w["spec"];
     assert!(spec["url"].as_str().is_some_and(|u| u.starts_with("oci://")), "{ISTIO_WASMPLUGIN}: url: the OCI image");
     assert_eq!(spec["failStrategy"], "FAIL_CLOSE");
@@ -195,17 +214,10 @@ fn istio_wasmplugin_loads_in_envoy() {
     let config = &spec["pluginConfig"];
     assert_accepted(ISTIO_WASMPLUGIN, config);
     assert!(!reads_body(config), "{ISTIO_WASMPLUGIN}: {BODY_OPTIONS:?} need envoyfilter.yaml (the knob)");
-    let name = spec["pluginName"].as_str().expect("pluginName");
-    let filter = json!({
-        "name": "istio.wasmplugin.consumer-auth",
-        "typed_config": { "@type": WASM_TYPE, "config": {
-            "name": name,
-            "root_id": name,
-            "failure_policy": "FAIL_CLOSED",
-            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config.to_string() },
-            "vm_config": { "runtime": "envoy.wasm.runtime.v8", "code": {} }
-        } }
-    });
+    let name = &spec["pluginName"];
+    assert!(name.is_string(), "pluginName");
+    let mut filter = generated_wasm_filter("istio.wasmplugin.consumer-auth", name, name, config);
+    filter["typed_config"]["config"]["failure_policy"] = json!("FAIL_CLOSED");
     validate_in_envoy("istio-wasmplugin", &[filter]);
 }
 
@@ -215,9 +227,7 @@ fn istio_wasmplugin_loads_in_envoy() {
 /// Envoy with the code as the local file istio-agent hands Envoy.
 #[test]
 fn istio_envoyfilter_pair_loads_in_envoy() {
-    let f = yaml_file(ISTIO_ENVOYFILTER);
-    assert_eq!(f["apiVersion"], "networking.istio.io/v1alpha3");
-    assert_eq!(f["kind"], "EnvoyFilter");
+    let f = resource(ISTIO_ENVOYFILTER, "networking.istio.io/v1alpha3", "EnvoyFilter");
     let patches = f["spec"]["configPatches"].as_array().expect("configPatches");
     assert_eq!(patches.len(), 2, "{ISTIO_ENVOYFILTER}: the pair");
     let (ext, http) = (&patches[0], &patches[1]);
@@ -264,9 +274,7 @@ fn unescape_pointer_token(t: &str) -> String {
 /// JSON-encoded config), the patch applied to it, and the result loads in the real Envoy.
 #[test]
 fn envoy_gateway_policies_load_in_envoy() {
-    let p = yaml_file(EG_EXTENSION_POLICY);
-    assert_eq!(p["apiVersion"], "gateway.envoyproxy.io/v1alpha1");
-    assert_eq!(p["kind"], "EnvoyExtensionPolicy");
+    let p = resource(EG_EXTENSION_POLICY, "gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy");
     let wasms = p["spec"]["wasm"].as_array().expect("spec.wasm");
     assert_eq!(wasms.len(), 1);
     let w = &wasms[0];
@@ -277,18 +285,9 @@ fn envoy_gateway_policies_load_in_envoy() {
     assert_accepted(EG_EXTENSION_POLICY, config);
     let (ns, name) = (p["metadata"]["namespace"].as_str().unwrap(), p["metadata"]["name"].as_str().unwrap());
     let filter_name = format!("envoy.filters.http.wasm/envoyextensionpolicy/{ns}/{name}/wasm/0");
-    let mut filter = json!({
-        "name": filter_name,
-        "typed_config": { "@type": WASM_TYPE, "config": {
-            "name": w["name"],
-            "root_id": w["rootID"],
-            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config.to_string() },
-            "vm_config": { "runtime": "envoy.wasm.runtime.v8", "code": {} }
-        } }
-    });
+    let mut filter = generated_wasm_filter(&filter_name, &w["name"], &w["rootID"], config);
 
-    let patch = yaml_file(EG_PATCH_POLICY);
-    assert_eq!(patch["kind"], "EnvoyPatchPolicy");
+    let patch = resource(EG_PATCH_POLICY, "gateway.envoyproxy.io/v1alpha1", "EnvoyPatchPolicy");
     assert_eq!(patch["spec"]["type"], "JSONPatch");
     let gateway = &patch["spec"]["targetRef"];
     assert_eq!(gateway["kind"], "Gateway");
