@@ -228,3 +228,4 @@ oci: build docker
 	  -t $(OCI_IMAGE) -f deploy/oci/Dockerfile filters
 	deploy/oci/registry-check.sh $(OCI_IMAGE) $(WASM)
 test: oci
+harness-tests: oci
