@@ -37,7 +37,8 @@ elif run pull -q envoy echo >/dev/null 2>&1; then
   echo "demo-compose: the official images of docker-compose.yml"
 else
   echo "demo-compose: the official images cannot be pulled here; building stand-ins (deploy/docker/standins.sh)"
-  while IFS= read -r line; do export "${line?}"; done < <("$here/standins.sh" "$envoy_bin")
+  standins="$("$here/standins.sh" "$envoy_bin")"
+  while IFS= read -r line; do export "${line?}"; done <<<"$standins"
   echo "demo-compose: ENVOY_IMAGE=$ENVOY_IMAGE ECHO_IMAGE=$ECHO_IMAGE"
 fi
 images_s=$(lap "$t")
