@@ -30,6 +30,10 @@ mod jwt;
 #[cfg(test)]
 mod key_auth;
 #[cfg(test)]
+mod kong_cases;
+#[cfg(test)]
+mod kong_facts;
+#[cfg(test)]
 mod kong_host;
 #[cfg(test)]
 mod malformed_input;

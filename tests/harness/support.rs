@@ -39,6 +39,15 @@ pub fn kong_like_host() -> Host {
     Host::load(wasm()).expect("load consumer_auth.wasm")
 }
 
+/// The model of Kong 3.9's ngx_wasm_module (the harness's Kong mode, `Host::kong_quirks`): a
+/// host the filter takes for Kong that also behaves as Kong's does (docs/KONG.md, "The model of
+/// Kong's host").
+pub fn kong_model() -> Host {
+    let mut h = kong_like_host();
+    h.kong_quirks();
+    h
+}
+
 pub const ALICE_ID: &str = "0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77";
 pub const ALICE_KEY_ID: &str = "6b2f4d1e-8a3c-4b5d-9e6f-7a8b9c0d1e2f";
 pub const ANON_ID: &str = "a0a0a0a0-0000-4000-8000-000000000001";
