@@ -53,7 +53,9 @@ impl Host {
         };
         let mut headers = HeaderMap::new();
         headers.add(b":method", req.method.as_bytes());
-        headers.add(b":path", req.path.as_bytes());
+        // Kong's `:path` is nginx's `$uri` (decoded, normalised); `request.path` the path as sent
+        let path = if self.world().kong_quirks { kong::nginx_path(&req.path) } else { req.path.clone() };
+        headers.add(b":path", path.as_bytes());
         headers.add(b":authority", req.authority.as_bytes());
         headers.add(b":scheme", req.scheme.as_bytes());
         for (n, v) in &req.headers {
@@ -85,7 +87,7 @@ impl Host {
             slots.push(Slot { filter: *f, ctx, req: Stage::default(), resp: Stage::default() });
         }
         let kong_mode = self.world().kong_quirks;
-        // Kong (kong-host fact 8): the body comes whole, in one callback, after the headers of
+        // Kong (Kong host fact 8): the body comes whole, in one callback, after the headers of
         // every filter (the access phase); an empty body gets no callback, and a request
         // without one is complete once its headers went through.
         let body_chunks = if kong_mode {
@@ -104,6 +106,7 @@ impl Host {
             raw_path: req.path.clone(),
             zeroed: Vec::new(),
             args: None,
+            path_set: false,
             ends_with_headers,
             request_id: match req.request_id {
                 None => Some(format!("req-{rid}")),
@@ -161,7 +164,7 @@ impl Host {
         }
         let n = chunks.len();
         let trailers = !self.world().requests[&rid].req_trailers.is_empty();
-        // Kong's request-header callback never has end_of_stream (kong-host fact 8)
+        // Kong's request-header callback never has end_of_stream (Kong host fact 8)
         let eos = n == 0 && !trailers && !self.world().kong_quirks;
         if self.deliver(rid, Dir::Request, 0, Ev::Headers { eos }).is_ok() {
             let mut delivered = true;
@@ -236,7 +239,7 @@ impl Host {
                 let size = {
                     let mut w = self.world();
                     // Kong: a filter paused in its header callback holds the access phase; the
-                    // body, read after it, never comes (kong-host fact 8)
+                    // body, read after it, never comes (Kong host fact 8)
                     let hold = (w.pause_holds_body || w.kong_quirks) && dir == Dir::Request;
                     let req = w.requests.get_mut(&rid).ok_or(())?;
                     let st = stage(req, dir, slot);
@@ -345,7 +348,7 @@ impl Host {
             (Dir::Request, Ev::Headers { eos }) => {
                 req.upstream = Some(UpstreamRequest {
                     method: header(&req.req_headers, ":method"),
-                    path: kong::upstream_path(req),
+                    path: kong::upstream_path(req, kong_mode),
                     headers: kong::forwarded_headers(req),
                     body: Vec::new(),
                 });
@@ -353,8 +356,9 @@ impl Host {
             }
             (Dir::Request, Ev::Data { chunk, eos }) => {
                 // Kong proxies the request after the body callbacks, with the headers as they
-                // left them (kong-host fact 8)
-                let refreshed = (kong_mode && eos).then(|| (kong::upstream_path(req), kong::forwarded_headers(req)));
+                // left them (Kong host fact 8)
+                let refreshed =
+                    (kong_mode && eos).then(|| (kong::upstream_path(req, kong_mode), kong::forwarded_headers(req)));
                 if let Some(u) = req.upstream.as_mut() {
                     u.body.extend_from_slice(&chunk);
                     if let Some((path, headers)) = refreshed {
@@ -522,7 +526,7 @@ impl Host {
             logs: req.logs.clone(),
             host_calls: req.host_calls.clone(),
             trap: req.trap.clone(),
-            // nginx answers a trapped request with its 500 page (kong-host fact 4); Envoy 503
+            // nginx answers a trapped request with its 500 page (Kong host fact 4); Envoy 503
             trap_status: if w.kong_quirks { 500 } else { 503 },
             paused: !req.finished,
             reset: req.reset,
@@ -607,7 +611,7 @@ impl Host {
         self.fail_http_call_because(token, "timeout");
     }
 
-    /// [`Host::fail_http_call`] saying why: on Kong (kong-host fact 5) the response headers hold
+    /// [`Host::fail_http_call`] saying why: on Kong (Kong host fact 5) the response headers hold
     /// one `:dispatch_status` pseudo-header with `why` (`timeout`, `broken connection`,
     /// `resolver failure`, ...), still with zero counts; Envoy says nothing.
     ///

@@ -79,7 +79,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<VmData>, engine: &Engine) -> wasmtime
         l.func_new("env", name, ty, move |c, _params, results| {
             count(&c, name);
             if name.starts_with("proxy_grpc_") && lock(&world(&c)).kong_quirks {
-                // kong-host fact 7: "not yet implemented", a trap
+                // Kong host fact 7: "not yet implemented", a trap
                 return Err(wasmtime::Error::msg(format!("{name}: host function not yet implemented")));
             }
             results[0] = Val::I32(UNIMPLEMENTED as i32);
@@ -177,7 +177,7 @@ fn set_buffer_bytes(c: &mut C, ty: i32, start: i32, size: i32, p: i32, len: i32)
         BUF_REQUEST_BODY | BUF_RESPONSE_BODY => {
             let (req, _) = w.request_of(ctx(c)).ok_or(st(NOT_FOUND))?;
             if kong && ty == BUF_REQUEST_BODY && req.req_headers.get(b"transfer-encoding").is_some() {
-                // kong-host fact 8: a chunked body cannot be re-framed
+                // Kong host fact 8: a chunked body cannot be re-framed
                 return Err(st(BAD_ARGUMENT));
             }
             let b = if ty == BUF_REQUEST_BODY { &mut req.req_body } else { &mut req.resp_body };
@@ -364,7 +364,7 @@ fn set_property(c: &mut C, pp: i32, pl: i32, vp: i32, vl: i32) -> Hc {
             }
             if dotted == "request.query" {
                 // as ngx_wasm_module (nginx's `$args`): the query that goes upstream becomes
-                // this; Kong's cached `:path` keeps the old one (kong-host fact 3)
+                // this; Kong's cached `:path` keeps the old one (Kong host fact 3)
                 req.args = Some(value.clone());
             }
             req.set_properties.insert(dotted, value.clone());
@@ -379,7 +379,7 @@ fn set_property(c: &mut C, pp: i32, pl: i32, vp: i32, vl: i32) -> Hc {
 
 // ---------------------------------------------------------------------------------- shared data
 
-/// kong-host fact 4: without the `shm_kv` zone the first shared-data call traps.
+/// Kong host fact 4: without the `shm_kv` zone the first shared-data call traps.
 fn shm_kv_zone(c: &C) -> Hc {
     let w = world(c);
     let w = lock(&w);
@@ -562,7 +562,7 @@ fn http_call(
     {
         let w = world(c);
         let w = lock(&w);
-        // kong-host fact 6: `host:port` only, from some callbacks only
+        // Kong host fact 6: `host:port` only, from some callbacks only
         if w.kong_quirks
             && (!kong::is_host_port(&upstream) || !kong::HTTP_CALL_CALLBACKS.contains(&w.callback.as_str()))
         {

@@ -1,7 +1,7 @@
 //! The harness's Kong mode (`Host::kong_quirks`): Kong 3.9's ngx_wasm_module where it differs
 //! from Envoy. Each rule is a behaviour observed on a real build of that commit (nginx 1.25.3 +
-//! ngx_wasm_module `9136e463` + wasmtime 26, December 2026), numbered as the "kong-host facts" of
-//! the README; rules read from its sources instead say so.
+//! ngx_wasm_module `9136e463` + wasmtime 26, December 2026), numbered as the "Kong host facts" of
+//! docs/KONG.md ("The model of Kong's host"); rules read from its sources instead say so.
 
 use crate::maps::{normalize_name, HeaderMap};
 use crate::state::RequestState;
@@ -24,6 +24,7 @@ pub(crate) fn replace_request_header(req: &mut RequestState, name: &[u8], value:
         if normalize_name(name) == ":path" {
             // Fact 3: a new `:path` refreshes the cached path and `$args` with it.
             req.args = None;
+            req.path_set = true;
         }
         return;
     }
@@ -52,6 +53,10 @@ pub(crate) fn set_request_headers(req: &mut RequestState, new: HeaderMap) {
             req.zeroed.push((n.clone(), v.clone()));
         }
     }
+    if new.get(b":path").is_some() {
+        req.args = None;
+        req.path_set = true;
+    }
     for (n, v) in new.entries() {
         req.req_headers.add(n.as_bytes(), v);
     }
@@ -77,10 +82,63 @@ pub(crate) fn query(req: &RequestState) -> Option<Vec<u8>> {
     })
 }
 
+/// nginx's `$uri` for a request target, which is what Kong's `:path` shows (read from nginx and
+/// ngx_wasm_module): the path percent-decoded, its `.` and `..` segments resolved and its
+/// slashes merged; the query as sent.
+pub(crate) fn nginx_path(raw: &str) -> String {
+    let (path, query) = match raw.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (raw, None),
+    };
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                decoded.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded).into_owned();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut uri = format!("/{}", segments.join("/"));
+    if decoded.len() > 1 && decoded.ends_with('/') {
+        uri.push('/');
+    }
+    match query {
+        Some(q) => format!("{uri}?{q}"),
+        None => uri,
+    }
+}
+
 /// The path that goes upstream: `:path`, with `$args` as its query once the filter set
-/// `request.query` (Kong builds the upstream URI from `$args`; fact 3).
-pub(crate) fn upstream_path(req: &RequestState) -> String {
-    let path = String::from_utf8_lossy(req.req_headers.get(b":path").unwrap_or_default()).into_owned();
+/// `request.query` (Kong builds the upstream URI from `$args`; fact 3). Kong: the path as the
+/// client sent it (Kong's `$upstream_uri`), unless the filter set a new `:path`.
+pub(crate) fn upstream_path(req: &RequestState, kong: bool) -> String {
+    let path = if kong && !req.path_set {
+        req.raw_path.clone()
+    } else {
+        String::from_utf8_lossy(req.req_headers.get(b":path").unwrap_or_default()).into_owned()
+    };
     match &req.args {
         None => path,
         Some(args) => {
@@ -172,11 +230,22 @@ mod tests {
         req.args = Some(b"a=1".to_vec());
         assert_eq!(req.req_headers.get(b":path"), Some(&b"/p?apikey=k&a=1"[..]), "the cached :path is stale");
         assert_eq!(query(&req), Some(b"a=1".to_vec()));
-        assert_eq!(upstream_path(&req), "/p?a=1");
+        assert_eq!(upstream_path(&req, false), "/p?a=1");
         req.args = Some(Vec::new());
-        assert_eq!(upstream_path(&req), "/p");
+        assert_eq!(upstream_path(&req, false), "/p");
         replace_request_header(&mut req, b":path", b"/q?b=2");
-        assert_eq!((query(&req), upstream_path(&req)), (Some(b"b=2".to_vec()), "/q?b=2".to_string()));
+        assert_eq!((query(&req), upstream_path(&req, true)), (Some(b"b=2".to_vec()), "/q?b=2".to_string()));
+    }
+
+    #[test]
+    fn kongs_path_is_nginxs_uri() {
+        assert_eq!(nginx_path("/hmac/a%2Fb/../c%20d?q=a%20b"), "/hmac/a/c d?q=a%20b");
+        assert_eq!(nginx_path("//a/./b/"), "/a/b/");
+        assert_eq!(nginx_path("/a/%zz/%+1/%4"), "/a/%zz/%+1/%4");
+        assert_eq!(nginx_path("/"), "/");
+        let mut req = request(&[(":path", "/a%20b")]);
+        req.raw_path = "/a%20b?x=1".into();
+        assert_eq!(upstream_path(&req, true), "/a%20b?x=1", "Kong forwards the path as sent");
     }
 
     #[test]

@@ -110,13 +110,15 @@ pub(crate) struct RequestState {
     /// The path as the client sent it (Kong's `request.path`: nginx's `$request_uri`).
     pub raw_path: String,
     /// Kong: request headers the filter "removed" (their hash zeroed), which nginx still
-    /// forwards (kong-host fact 1; `kong::forwarded_headers`).
+    /// forwards (Kong host fact 1; `kong::forwarded_headers`).
     pub zeroed: Vec<(String, Vec<u8>)>,
     /// Kong: nginx's `$args` once the filter set `request.query` (the cached `:path` keeps the old
-    /// query; kong-host fact 3).
+    /// query; Kong host fact 3).
     pub args: Option<Vec<u8>>,
+    /// Kong: the filter set a new `:path` (which then goes upstream instead of the path as sent).
+    pub path_set: bool,
     /// Kong: the request has no body, so it is complete once its headers went through the chain
-    /// (its header callbacks never get `end_of_stream`; kong-host fact 8).
+    /// (its header callbacks never get `end_of_stream`; Kong host fact 8).
     pub ends_with_headers: bool,
 }
 

@@ -413,7 +413,7 @@ fn a_chunked_body_on_envoy_is_read_without_framing_headers() {
 #[test]
 fn a_body_that_ends_in_trailers_is_judged() {
     // Envoy only: on Kong the filter lets the headers go on and judges the body in the body
-    // callback, before nginx proxies the request (the harness's Kong mode: tests/harness/kong_host.rs).
+    // callback, before nginx proxies the request (the Kong model: tests/harness/kong_facts.rs, fact 8).
     let mut h = envoy_host();
     let f = h.configure(&doc(key_auth(json!({"key_in_body": true, "hide_credentials": true})))).unwrap();
     let with_trailer =

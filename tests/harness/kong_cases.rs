@@ -67,9 +67,15 @@ fn basic_req(path: &str, user: &str, password: &str) -> Request {
     Request::get(path).header("authorization", &basic(user, password))
 }
 
+/// Identity headers, each with all its values.
+type Identity = Vec<(&'static str, Vec<String>)>;
+
+/// Who a request went upstream as: (username, credential); `None`: refused.
+type Expected<'a> = Option<(&'a str, Option<&'a str>)>;
+
 /// The identity headers the upstream received that say something (a blanked header says
 /// nothing), each with all its values.
-fn seen(ex: &Exchange) -> Vec<(&'static str, Vec<String>)> {
+fn seen(ex: &Exchange) -> Identity {
     IDENTITY
         .iter()
         .map(|&name| (name, ex.upstream_headers(name).into_iter().filter(|v| !v.is_empty()).collect()))
@@ -121,7 +127,7 @@ fn client_identity_headers_never_reach_the_upstream() {
     let open_route = instance(&mut h, json!([{"name": "rate-limiting", "config": {"minute": 100_000}}]));
     // authenticated, anonymous, refused, no auth plugin: (route, request, expected (username,
     // credential); None: refused 401)
-    let modes: [(FilterId, Request, Option<(&str, Option<&str>)>); 4] = [
+    let modes: [(FilterId, Request, Expected); 4] = [
         (key_route, key("/", "alice-key"), Some(("alice", Some(ALICE_KEY_ID)))),
         (anon_route, Request::get("/"), Some(("anonymous_users", None))),
         (key_route, key("/", "wrong"), None),
@@ -301,8 +307,22 @@ fn every_plugin_and_kongs_own_paths() {
     // basic-auth
     assert_as(&checked(h.send(&[basic_only], basic_req("/", "alice-basic", "alice-pw"))), "alice", Some("alice-basic"));
     assert_eq!(checked(h.send(&[basic_only], basic_req("/", "alice-basic", "wrong"))).status(), 401);
-    // hmac-auth; with validate_request_body the body is judged in Kong's body callback
+    // hmac-auth signs the path the client sent (`request.path`), not Kong's decoded `:path`
     assert_as(&checked(h.send(&[hmac], crate::hmac_auth::alice_get("/hmac"))), "alice", Some("alice-hmac"));
+    let date = consumer_auth::time::http_date(NOW);
+    let signed = |signed_path: &str, sent: &str| {
+        let signing = format!("date: {date}\n@request-target: get {signed_path}");
+        let sig = crate::hmac_auth::sign("hmac-sha256", crate::hmac_auth::ALICE_SECRET, &signing);
+        let auth = crate::hmac_auth::authorization("alice-hmac", "hmac-sha256", "date @request-target", &sig);
+        Request::get(sent).header("date", &date).header("authorization", &auth)
+    };
+    for target in ["/hmac/orders?page=2&q=a%20b", "/hmac/a%2Fb/../c%20d"] {
+        let ex = checked(h.send(&[hmac], signed(target, target)));
+        assert_as(&ex, "alice", Some("alice-hmac"));
+        assert_eq!(ex.upstream.as_ref().unwrap().path, target, "Kong forwards the path as sent");
+    }
+    assert_eq!(checked(h.send(&[hmac], signed("/hmac/c d", "/hmac/c%20d"))).status(), 401);
+    // with validate_request_body the body is judged in Kong's body callback
     let body = r#"{"order":42}"#;
     let digest = crate::hmac_auth::digest_of(body);
     let ex = checked(h.send(&[hmac_body], crate::hmac_auth::body_request(body, Some(&digest))));
@@ -604,7 +624,7 @@ fn and_or_on_kong_answers_as_on_envoy() {
 
 /// What a client and the upstream observe: the refusal's message (its request id is each
 /// host's own), the challenge, the identity (blanked headers say nothing).
-fn kong_view(ex: &Exchange) -> (u16, String, Option<String>, Vec<(&'static str, Vec<String>)>) {
+fn kong_view(ex: &Exchange) -> (u16, String, Option<String>, Identity) {
     let refusal = if ex.upstream.is_some() { String::new() } else { message(ex) };
     (ex.status(), refusal, ex.local_header("www-authenticate"), seen(ex))
 }

@@ -1,5 +1,5 @@
 //! The model of Kong 3.9's ngx_wasm_module (the harness's Kong mode, `kong_model()`): one test
-//! per behaviour observed on a real build of that host in December 2026 (the "kong-host facts"
+//! per behaviour observed on a real build of that host in December 2026 (the "Kong host facts"
 //! of docs/KONG.md, "The model of Kong's host"), each showing what the model does and that the
 //! filter, taking the host for Kong, copes with it. Where the model's behaviour shows only
 //! through a filter that does what Kong cannot take, the filter is made to take the host for
@@ -29,7 +29,7 @@ fn alice() -> Request {
     Request::get("/").header("apikey", "alice-key")
 }
 
-/// Models kong-host fact 1: a request header cannot be removed (its hash is zeroed and nginx
+/// Models Kong host fact 1: a request header cannot be removed (its hash is zeroed and nginx
 /// forwards it anyway); a single header can be overwritten in place.
 #[test]
 fn fact_01_a_request_header_cannot_be_removed() {
@@ -57,7 +57,7 @@ fn fact_01_a_request_header_cannot_be_removed() {
     assert!(!ex.logs.iter().any(|l| l.message.contains("sekrit")), "the forged value is never logged");
 }
 
-/// Models kong-host fact 2: replacing a header the request carries twice clears every copy, the
+/// Models Kong host fact 2: replacing a header the request carries twice clears every copy, the
 /// new value too (the filter then sees none; nginx forwards them all).
 #[test]
 fn fact_02_replacing_a_duplicated_header_clears_every_copy() {
@@ -76,7 +76,7 @@ fn fact_02_replacing_a_duplicated_header_clears_every_copy() {
     }
 }
 
-/// Models kong-host fact 3: setting `:path` with a query string works (it refreshes the host's
+/// Models Kong host fact 3: setting `:path` with a query string works (it refreshes the host's
 /// cached path); setting `request.query` alone does not refresh the cached `:path`, but sets
 /// nginx's `$args`, which Kong builds the upstream URI from.
 #[test]
@@ -98,7 +98,7 @@ fn fact_03_path_with_a_query_and_request_query() {
     assert_eq!(ex.upstream.as_ref().unwrap().path, "/p?a=1");
 }
 
-/// Models kong-host fact 4: without the `shm_kv` zone the first shared-data call traps and nginx
+/// Models Kong host fact 4: without the `shm_kv` zone the first shared-data call traps and nginx
 /// answers its 500 page; a trap in `on_configure` would make the workers exit.
 #[test]
 fn fact_04_without_the_shm_kv_zone_shared_data_traps() {
@@ -142,7 +142,7 @@ fn remote_store(upstream: &str) -> String {
     .to_string()
 }
 
-/// Models kong-host fact 5: `on_http_call_response` is called when a dispatch fails (zero
+/// Models Kong host fact 5: `on_http_call_response` is called when a dispatch fails (zero
 /// headers, body and trailers, a `:dispatch_status` pseudo-header saying why).
 #[test]
 fn fact_05_a_failed_dispatch_is_reported() {
@@ -164,7 +164,7 @@ fn fact_05_a_failed_dispatch_is_reported() {
     assert!(h.vm_failure().is_none(), "{:?}", h.vm_failure());
 }
 
-/// Models kong-host fact 6: `dispatch_http_call` goes to `host:port` (no cluster names), over
+/// Models Kong host fact 6: `dispatch_http_call` goes to `host:port` (no cluster names), over
 /// HTTP/1.1, from the request, tick and call-response callbacks.
 #[test]
 fn fact_06_dispatch_goes_to_host_and_port() {
@@ -190,7 +190,7 @@ fn fact_06_dispatch_goes_to_host_and_port() {
     assert!(line.is_some_and(|l| l.level == LogLevel::Warn), "{:?}", h.logs());
 }
 
-/// Models kong-host fact 7: `proxy_dispatch_grpc_call` is not implemented and traps the
+/// Models Kong host fact 7: `proxy_dispatch_grpc_call` is not implemented and traps the
 /// instance. The filter makes no gRPC call, whatever it does.
 #[test]
 fn fact_07_no_grpc_calls() {
@@ -217,7 +217,7 @@ fn form(body: &str) -> Request {
     Request::post("/").header("content-type", "application/x-www-form-urlencoded").body(body)
 }
 
-/// Models kong-host fact 8: the request body is read after the access phase: the header
+/// Models Kong host fact 8: the request body is read after the access phase: the header
 /// callback never sees end_of_stream, the body comes whole in one callback after every header
 /// callback, a filter paused in its header callback waits for ever, a chunked body cannot be
 /// re-framed.
@@ -250,7 +250,7 @@ fn fact_08_the_body_comes_after_the_access_phase() {
     assert!(ex.paused && ex.upstream.is_none() && ex.local.is_none());
 }
 
-/// Models kong-host fact 9: SIMD128 is on in Kong's wasmtime, and a runtime without it refuses
+/// Models Kong host fact 9: SIMD128 is on in Kong's wasmtime, and a runtime without it refuses
 /// the module at start (nginx's `[emerg] ... SIMD support is not enabled`), never per request.
 #[test]
 fn fact_09_simd_is_required() {
@@ -266,7 +266,7 @@ fn fact_09_simd_is_required() {
     assert_upstream_as(&ex, "alice", Some(&key));
 }
 
-/// Models kong-host fact 10: metrics a filter defines are not exported by plain nginx (and
+/// Models Kong host fact 10: metrics a filter defines are not exported by plain nginx (and
 /// Kong 3.4–3.7's ngx_wasm_module traps on the metric calls, `kong_before_3_9`). On Kong the
 /// filter defines none; its refusal log line is what remains.
 #[test]

@@ -98,7 +98,7 @@ fn a_query_the_host_does_not_take_fails_closed() {
 }
 
 /// ngx_wasm_module "removes" a request header by zeroing its hash, and nginx's proxy module
-/// forwards it anyway (kong-host fact 1): on Kong the filter never
+/// forwards it anyway (Kong host fact 1): on Kong the filter never
 /// relies on a removal. A hidden credential is blanked in place; a client's identity header that
 /// would have to go, or any header it changes that the request carries twice, refuses the request.
 #[test]

@@ -20,7 +20,7 @@ pub fn wasm() -> PathBuf {
 /// The default host of these tests: one the filter takes for Envoy (it has Envoy's `xds.node`
 /// property), whose header removal really removes. Kong's ngx_wasm_module does not (nginx
 /// forwards a "removed" header), so the filter behaves differently there: see [`kong_like_host`],
-/// `tests/harness/kong_host.rs`.
+/// [`kong_model`] and `tests/harness/kong_*.rs`.
 pub fn host() -> Host {
     let mut h = Host::load(wasm()).expect("load consumer_auth.wasm");
     h.set_property("xds.node", b"\x0a\x04node");
