@@ -135,21 +135,23 @@ fn fact_04_without_the_shm_kv_zone_shared_data_traps() {
     assert!(refused.message.contains("could not resolve namespace"), "{}", refused.message);
 }
 
-fn remote_store(upstream: &str) -> String {
-    json!({"store": {"name": "main", "source": {
+/// The Kong model with a store loading from `upstream`, once its first period has come (ticked).
+fn fetching_from(upstream: &str) -> Host {
+    let mut h = kong_model();
+    let loader = json!({"store": {"name": "main", "source": {
         "upstream": upstream, "path": "/consumers.json", "refresh_seconds": 10, "timeout_ms": 5000
-    }}})
-    .to_string()
+    }}});
+    h.configure(&loader.to_string()).unwrap();
+    h.advance(Duration::from_secs(10));
+    h.tick();
+    h
 }
 
 /// Models Kong host fact 5: `on_http_call_response` is called when a dispatch fails (zero
 /// headers, body and trailers, a `:dispatch_status` pseudo-header saying why).
 #[test]
 fn fact_05_a_failed_dispatch_is_reported() {
-    let mut h = kong_model();
-    h.configure(&remote_store("127.0.0.1:9000")).unwrap();
-    h.advance(Duration::from_secs(10));
-    h.tick();
+    let mut h = fetching_from("127.0.0.1:9000");
     let call = h.pending_http_calls().remove(0);
     h.fail_http_call_because(call.token, "broken connection");
     // reported at once, not after the loader's own deadline (timeout_ms + 5 s)
@@ -168,10 +170,7 @@ fn fact_05_a_failed_dispatch_is_reported() {
 /// HTTP/1.1, from the request, tick and call-response callbacks.
 #[test]
 fn fact_06_dispatch_goes_to_host_and_port() {
-    let mut h = kong_model();
-    h.configure(&remote_store("127.0.0.1:9000")).unwrap();
-    h.advance(Duration::from_secs(10));
-    h.tick();
+    let h = fetching_from("127.0.0.1:9000");
     let call = h.pending_http_calls().remove(0);
     assert_eq!(call.upstream, "127.0.0.1:9000");
     assert_eq!(call.header(":method").as_deref(), Some("GET"));
@@ -181,10 +180,7 @@ fn fact_06_dispatch_goes_to_host_and_port() {
         call.headers
     );
     // An Envoy cluster name is not a target there: the loader says so, and keeps its store.
-    let mut h = kong_model();
-    h.configure(&remote_store("consumer_store")).unwrap();
-    h.advance(Duration::from_secs(10));
-    h.tick();
+    let h = fetching_from("consumer_store");
     assert!(h.pending_http_calls().is_empty());
     let line = h.logs().iter().find(|l| l.message.contains("store 'main': fetch failed: cannot dispatch"));
     assert!(line.is_some_and(|l| l.level == LogLevel::Warn), "{:?}", h.logs());
@@ -194,14 +190,11 @@ fn fact_06_dispatch_goes_to_host_and_port() {
 /// instance. The filter makes no gRPC call, whatever it does.
 #[test]
 fn fact_07_no_grpc_calls() {
-    let mut h = kong_model();
-    h.configure(&remote_store("127.0.0.1:9000")).unwrap();
+    let mut h = fetching_from("127.0.0.1:9000");
     let reader =
         h.configure(&json!({"consumer_store": "main", "plugins": [{"name": "key-auth"}]}).to_string()).unwrap();
     let limited =
         h.configure(&doc(json!([{"name": "key-auth"}, {"name": "rate-limiting", "config": {"second": 1}}]))).unwrap();
-    h.advance(Duration::from_secs(10));
-    h.tick();
     let call = h.pending_http_calls().remove(0);
     h.reply_http_call(call.token, 200, &[], json!({"consumers": consumers()}).to_string().as_bytes());
     assert_upstream_as(&checked(h.send(&[reader], alice())), "alice", Some(ALICE_KEY_ID));
