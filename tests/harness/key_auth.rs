@@ -464,9 +464,9 @@ fn without_stop_iteration_a_request_waiting_for_its_body_is_answered_500() {
     assert_eq!(kong.tick_period(f), 0);
 }
 
-/// hide_credentials in the query per host: Envoy rewrites `:path`; on Kong ngx_wasm_module cannot
-/// set a `:path` with a query string (it traps), so the filter sets `request.query` (nginx's
-/// `$args`, which Kong appends to the upstream URI).
+/// hide_credentials in the query per host: Envoy rewrites `:path`; on Kong ngx_wasm_module before
+/// 3.9 cannot set a `:path` with a query string (it traps), so the filter sets `request.query`
+/// (nginx's `$args`, which Kong appends to the upstream URI).
 #[test]
 fn hide_credentials_in_the_query_per_host() {
     let plugins = key_auth(json!({"hide_credentials": true}));
