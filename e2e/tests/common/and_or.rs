@@ -1,7 +1,7 @@
 //! AND / OR (BEHAVIOUR.md §B3): a reference model, written down independently of the filter, and
 //! the matrix of key-auth + basic-auth in every mode, in one instance and split over two chained
-//! instances; run on Envoy (tests/through_envoy.rs). The harness runs AND/OR in its Kong mode
-//! (tests/harness/kong_*.rs).
+//! instances; run on Envoy (tests/through_envoy.rs). On the Kong model the harness checks the same
+//! modes give Envoy's answers (tests/harness/kong_cases.rs, `and_or_on_kong_answers_as_on_envoy`).
 
 use consumer_auth_e2e::fixtures::{plugin, Consumer, ALICE, ANONYMOUS, BOB, GUEST, SPOOFED};
 use consumer_auth_e2e::http::{Request, Response};
