@@ -34,7 +34,7 @@ mod kong_cases;
 #[cfg(test)]
 mod kong_facts;
 #[cfg(test)]
-mod kong_host;
+mod kong_rules;
 #[cfg(test)]
 mod malformed_input;
 #[cfg(test)]
