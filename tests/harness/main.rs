@@ -32,7 +32,11 @@ mod jwt;
 #[cfg(test)]
 mod key_auth;
 #[cfg(test)]
-mod kong_host;
+mod kong_cases;
+#[cfg(test)]
+mod kong_facts;
+#[cfg(test)]
+mod kong_rules;
 #[cfg(test)]
 mod malformed_input;
 #[cfg(test)]
