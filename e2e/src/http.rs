@@ -251,9 +251,15 @@ impl Response {
         self.json()["message"].as_str().unwrap_or_else(|| panic!("no message in {:?}", self.text())).to_string()
     }
 
-    /// What the echo upstream received, if the request got there.
+    /// What the echo upstream received, if the request got there: this crate's echo server
+    /// (`x-echo: 1`, src/echo.rs), or the compose demo's, which answers as
+    /// mendhak/http-https-echo does (recognised by its `os.hostname`).
     pub fn upstream(&self) -> Option<Upstream> {
-        (self.header("x-echo") == Some("1")).then(|| Upstream::from_json(&self.json()))
+        if self.header("x-echo") == Some("1") {
+            return Some(Upstream::from_json(&self.json()));
+        }
+        let v: Value = serde_json::from_slice(&self.body).ok()?;
+        v["os"]["hostname"].is_string().then(|| Upstream::from_http_https_echo(&v))
     }
 
     /// What the echo upstream received; panics (with the response) if the request never got there.
@@ -280,6 +286,20 @@ impl Upstream {
             .expect("echo JSON headers")
             .iter()
             .map(|pair| (pair[0].as_str().unwrap().to_string(), pair[1].as_str().unwrap().to_string()))
+            .collect();
+        Upstream { method: s("method"), path: s("path"), headers, body: s("body").into_bytes() }
+    }
+
+    /// From mendhak/http-https-echo's JSON (and deploy/docker/echo.py's, its stand-in): `headers`
+    /// is an object of lower-case names, a repeated header's values joined with ", "; `path`
+    /// has no query string.
+    pub fn from_http_https_echo(v: &Value) -> Upstream {
+        let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("http-https-echo JSON without {k}: {v}")).to_string();
+        let headers = v["headers"]
+            .as_object()
+            .unwrap_or_else(|| panic!("http-https-echo JSON without headers: {v}"))
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_string()))
             .collect();
         Upstream { method: s("method"), path: s("path"), headers, body: s("body").into_bytes() }
     }

@@ -5,7 +5,6 @@
 //! - [`bootstrap`]: Envoy bootstraps rendered from a list of routes, each with its own chain of
 //!   filter instances;
 //! - [`envoy`]: runs the real Envoy on free ports and always stops it;
-//! - [`kong`]: runs Kong's proxy-wasm host (nginx + ngx_wasm_module, `make kong-host`) the same way;
 //! - [`fixtures`]: the consumers the tests use; [`demo`]: the `make demo` walkthrough;
 //! - [`clients`]: what an hmac-auth or jwt client sends (signed headers, HS256 tokens);
 //! - [`source`]: a consumer store's remote source (a document with an ETag, swappable);
@@ -13,7 +12,7 @@
 //!
 //! Nothing here skips: a missing Envoy binary or filter .wasm is a loud failure.
 
-// Test fixtures (Envoy and Kong runners, the echo upstream, a raw HTTP client): when one cannot
+// Test fixtures (the Envoy runner, the echo upstream, a raw HTTP client): when one cannot
 // start a proxy or read an answer, the test using it must stop there, loudly. The workspace's
 // no-panic lints are for the filter and the tools, not for these.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -25,7 +24,6 @@ pub mod echo;
 pub mod envoy;
 pub mod fixtures;
 pub mod http;
-pub mod kong;
 pub mod measure;
 pub mod source;
 pub mod wasm_fixture;

@@ -1,6 +1,6 @@
 //! What the benchmarks share: wrk runs (pinned, with the proxy's CPU time per request), medians,
-//! the machine description and the report's timestamp. `make bench`, `make bench-jwt`,
-//! `make bench-store` and `make bench-kong` measure through this one runner.
+//! the machine description and the report's timestamp. `make bench`, `make bench-jwt` and
+//! `make bench-store` measure through this one runner.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;

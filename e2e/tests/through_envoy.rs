@@ -35,8 +35,7 @@ fn one(plugins: Value) -> [Value; 1] {
     [instance(plugins)]
 }
 
-// AND / OR (BEHAVIOUR.md §B3): the reference model and the matrix are in common/and_or.rs (shared
-// with the Kong host's suite).
+// AND / OR (BEHAVIOUR.md §B3): the reference model and the matrix are in common/and_or.rs.
 
 // ---------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 
 use std::mem::take;
 
+use crate::kong;
 use crate::maps::HeaderMap;
 use crate::state::{CallResponse, Dir, RequestState, Slot, Stage};
 use crate::types::*;
@@ -52,7 +53,9 @@ impl Host {
         };
         let mut headers = HeaderMap::new();
         headers.add(b":method", req.method.as_bytes());
-        headers.add(b":path", req.path.as_bytes());
+        // Kong's `:path` is nginx's `$uri` (decoded, normalised); `request.path` the path as sent
+        let path = if self.world().kong_quirks { kong::nginx_path(&req.path) } else { req.path.clone() };
+        headers.add(b":path", path.as_bytes());
         headers.add(b":authority", req.authority.as_bytes());
         headers.add(b":scheme", req.scheme.as_bytes());
         for (n, v) in &req.headers {
@@ -83,7 +86,28 @@ impl Host {
             let ctx = self.next_context_id();
             slots.push(Slot { filter: *f, ctx, req: Stage::default(), resp: Stage::default() });
         }
+        let kong_mode = self.world().kong_quirks;
+        // Kong (Kong host fact 8): the body comes whole, in one callback, after the headers of
+        // every filter (the access phase); an empty body gets no callback, and a request
+        // without one is complete once its headers went through.
+        let body_chunks = if kong_mode {
+            let whole: Vec<u8> = req.body_chunks.concat();
+            if whole.is_empty() {
+                Vec::new()
+            } else {
+                vec![whole]
+            }
+        } else {
+            req.body_chunks
+        };
+        let ends_with_headers = kong_mode && body_chunks.is_empty() && req.trailers.is_empty();
         let state = RequestState {
+            request_id_default: req.request_id.is_none(),
+            raw_path: req.path.clone(),
+            zeroed: Vec::new(),
+            args: None,
+            path_set: false,
+            ends_with_headers,
             request_id: match req.request_id {
                 None => Some(format!("req-{rid}")),
                 Some(id) => id,
@@ -119,7 +143,7 @@ impl Host {
             w.requests.insert(rid, state);
             w.current_request = Some(rid);
         }
-        self.start(rid, req.body_chunks);
+        self.start(rid, body_chunks);
         self.world().current_request = None;
         self.sync_logs();
         self.snapshot(rid)
@@ -140,7 +164,9 @@ impl Host {
         }
         let n = chunks.len();
         let trailers = !self.world().requests[&rid].req_trailers.is_empty();
-        if self.deliver(rid, Dir::Request, 0, Ev::Headers { eos: n == 0 && !trailers }).is_ok() {
+        // Kong's request-header callback never has end_of_stream (Kong host fact 8)
+        let eos = n == 0 && !trailers && !self.world().kong_quirks;
+        if self.deliver(rid, Dir::Request, 0, Ev::Headers { eos }).is_ok() {
             let mut delivered = true;
             for (i, chunk) in chunks.into_iter().enumerate() {
                 if self.deliver(rid, Dir::Request, 0, Ev::Data { chunk, eos: i + 1 == n && !trailers }).is_err() {
@@ -212,7 +238,9 @@ impl Host {
             Ev::Data { chunk, eos } => {
                 let size = {
                     let mut w = self.world();
-                    let hold = w.pause_holds_body && dir == Dir::Request;
+                    // Kong: a filter paused in its header callback holds the access phase; the
+                    // body, read after it, never comes (Kong host fact 8)
+                    let hold = (w.pause_holds_body || w.kong_quirks) && dir == Dir::Request;
                     let req = w.requests.get_mut(&rid).ok_or(())?;
                     let st = stage(req, dir, slot);
                     st.data_eos = eos;
@@ -312,6 +340,7 @@ impl Host {
     /// The end of the chain: the upstream (request direction) or the client (response direction).
     fn sink(&mut self, rid: u64, dir: Dir, ev: Ev) {
         let mut w = self.world();
+        let kong_mode = w.kong_quirks;
         let Some(req) = w.requests.get_mut(&rid) else { return };
         let header =
             |m: &HeaderMap, n: &str| String::from_utf8_lossy(m.get(n.as_bytes()).unwrap_or_default()).into_owned();
@@ -319,15 +348,23 @@ impl Host {
             (Dir::Request, Ev::Headers { eos }) => {
                 req.upstream = Some(UpstreamRequest {
                     method: header(&req.req_headers, ":method"),
-                    path: header(&req.req_headers, ":path"),
-                    headers: req.req_headers.entries().to_vec(),
+                    path: kong::upstream_path(req, kong_mode),
+                    headers: kong::forwarded_headers(req),
                     body: Vec::new(),
                 });
-                req.upstream_complete = eos;
+                req.upstream_complete = eos || req.ends_with_headers;
             }
             (Dir::Request, Ev::Data { chunk, eos }) => {
+                // Kong proxies the request after the body callbacks, with the headers as they
+                // left them (Kong host fact 8)
+                let refreshed =
+                    (kong_mode && eos).then(|| (kong::upstream_path(req, kong_mode), kong::forwarded_headers(req)));
                 if let Some(u) = req.upstream.as_mut() {
                     u.body.extend_from_slice(&chunk);
+                    if let Some((path, headers)) = refreshed {
+                        u.path = path;
+                        u.headers = headers;
+                    }
                 }
                 req.upstream_complete = eos;
             }
@@ -489,6 +526,8 @@ impl Host {
             logs: req.logs.clone(),
             host_calls: req.host_calls.clone(),
             trap: req.trap.clone(),
+            // nginx answers a trapped request with its 500 page (Kong host fact 4); Envoy 503
+            trap_status: if w.kong_quirks { 500 } else { 503 },
             paused: !req.finished,
             reset: req.reset,
             properties: req.set_properties.clone(),
@@ -569,8 +608,22 @@ impl Host {
     /// # Panics
     /// If there is no pending call with this token.
     pub fn fail_http_call(&mut self, token: u32) {
-        let empty = CallResponse { headers: HeaderMap::new(), body: Vec::new(), trailers: HeaderMap::new() };
-        self.answer_http_call(token, empty, true);
+        self.fail_http_call_because(token, "timeout");
+    }
+
+    /// [`Host::fail_http_call`] saying why: on Kong (Kong host fact 5) the response headers hold
+    /// one `:dispatch_status` pseudo-header with `why` (`timeout`, `broken connection`,
+    /// `resolver failure`, ...), still with zero counts; Envoy says nothing.
+    ///
+    /// # Panics
+    /// If there is no pending call with this token.
+    pub fn fail_http_call_because(&mut self, token: u32, why: &str) {
+        let mut headers = HeaderMap::new();
+        if self.world().kong_quirks {
+            headers.add(b":dispatch_status", why.as_bytes());
+        }
+        let failed = CallResponse { headers, body: Vec::new(), trailers: HeaderMap::new() };
+        self.answer_http_call(token, failed, true);
     }
 
     fn answer_http_call(&mut self, token: u32, resp: CallResponse, failed: bool) {

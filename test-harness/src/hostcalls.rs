@@ -2,9 +2,10 @@
 
 use wasmtime::{Engine, FuncType, Linker, Val, ValType};
 
+use crate::kong;
 use crate::maps::{deserialize_pairs, normalize_name, HeaderMap};
 use crate::mem::{status::*, *};
-use crate::state::{Dir, Metric, PendingCall, Queue, VmData, World};
+use crate::state::{Dir, Metric, PendingCall, Queue, RequestState, VmData, World};
 use crate::types::{HttpCall, LocalResponse, LogLevel, MetricKind};
 
 fn count(c: &C, name: &str) {
@@ -77,6 +78,10 @@ pub(crate) fn add_to_linker(l: &mut Linker<VmData>, engine: &Engine) -> wasmtime
         let name: &'static str = name;
         l.func_new("env", name, ty, move |c, _params, results| {
             count(&c, name);
+            if name.starts_with("proxy_grpc_") && lock(&world(&c)).kong_quirks {
+                // Kong host fact 7: "not yet implemented", a trap
+                return Err(wasmtime::Error::msg(format!("{name}: host function not yet implemented")));
+            }
             results[0] = Val::I32(UNIMPLEMENTED as i32);
             Ok(())
         })?;
@@ -167,9 +172,14 @@ fn set_buffer_bytes(c: &mut C, ty: i32, start: i32, size: i32, p: i32, len: i32)
     let data = read(c, p, len)?;
     let w = world(c);
     let mut w = lock(&w);
+    let kong = w.kong_quirks;
     let buf = match ty {
         BUF_REQUEST_BODY | BUF_RESPONSE_BODY => {
             let (req, _) = w.request_of(ctx(c)).ok_or(st(NOT_FOUND))?;
+            if kong && ty == BUF_REQUEST_BODY && req.req_headers.get(b"transfer-encoding").is_some() {
+                // Kong host fact 8: a chunked body cannot be re-framed
+                return Err(st(BAD_ARGUMENT));
+            }
             let b = if ty == BUF_REQUEST_BODY { &mut req.req_body } else { &mut req.resp_body };
             b.as_mut().ok_or(st(NOT_FOUND))?
         }
@@ -224,9 +234,24 @@ fn get_map_pairs(c: &mut C, ty: i32, rp: i32, rs: i32) -> Hc {
     copy_out(c, &data, rp, rs)
 }
 
+/// The request's state when `ty` is the request-header map of a Kong host (where changes
+/// follow `kong`'s rules), else `None`.
+fn kong_request_headers(w: &mut World, ctx: u32, ty: i32) -> Option<&mut RequestState> {
+    if ty != 0 || !w.kong_quirks {
+        return None;
+    }
+    w.request_of(ctx).map(|(req, _)| req)
+}
+
 fn set_map_pairs(c: &mut C, ty: i32, p: i32, len: i32) -> Hc {
     let pairs = deserialize_pairs(&read(c, p, len)?).ok_or(st(BAD_ARGUMENT))?;
-    with_map(&mut lock(&world(c)), ctx(c), ty, |m| *m = HeaderMap::from_pairs(pairs))
+    let w = world(c);
+    let mut w = lock(&w);
+    if let Some(req) = kong_request_headers(&mut w, ctx(c), ty) {
+        kong::set_request_headers(req, HeaderMap::from_pairs(pairs));
+        return Ok(());
+    }
+    with_map(&mut w, ctx(c), ty, |m| *m = HeaderMap::from_pairs(pairs))
 }
 
 fn get_map_value(c: &mut C, ty: i32, kp: i32, kl: i32, rp: i32, rs: i32) -> Hc {
@@ -238,10 +263,16 @@ fn get_map_value(c: &mut C, ty: i32, kp: i32, kl: i32, rp: i32, rs: i32) -> Hc {
 
 fn replace_map_value(c: &mut C, ty: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> Hc {
     let (k, v) = (read(c, kp, kl)?, read(c, vp, vl)?);
-    if lock(&world(c)).kong_quirks && k == b":path" && v.contains(&b'?') {
+    let w = world(c);
+    let mut w = lock(&w);
+    if w.kong_before_3_9 && ty == 0 && normalize_name(&k) == ":path" && v.contains(&b'?') {
         return Err(HcErr::Trap(wasmtime::Error::msg("NYI - cannot set request path with querystring")));
     }
-    with_map(&mut lock(&world(c)), ctx(c), ty, |m| m.replace(&k, &v))
+    if let Some(req) = kong_request_headers(&mut w, ctx(c), ty) {
+        kong::replace_request_header(req, &k, &v);
+        return Ok(());
+    }
+    with_map(&mut w, ctx(c), ty, |m| m.replace(&k, &v))
 }
 
 fn add_map_value(c: &mut C, ty: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> Hc {
@@ -251,7 +282,13 @@ fn add_map_value(c: &mut C, ty: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> Hc {
 
 fn remove_map_value(c: &mut C, ty: i32, kp: i32, kl: i32) -> Hc {
     let k = read(c, kp, kl)?;
-    with_map(&mut lock(&world(c)), ctx(c), ty, |m| m.remove(&k))
+    let w = world(c);
+    let mut w = lock(&w);
+    if let Some(req) = kong_request_headers(&mut w, ctx(c), ty) {
+        kong::remove_request_header(req, &k);
+        return Ok(());
+    }
+    with_map(&mut w, ctx(c), ty, |m| m.remove(&k))
 }
 
 // ---------------------------------------------------------------------------------- properties
@@ -266,18 +303,22 @@ fn builtin_property(w: &mut World, ctx: u32, path: &[u8]) -> Option<Vec<u8>> {
         (Some("plugin_vm_id"), None, 1) => return Some(Vec::new()),
         _ => {}
     }
+    let kong = w.kong_quirks;
+    let (rid, _) = *w.http_ctx.get(&ctx)?;
     let (req, _) = w.request_of(ctx)?;
     let header = |name: &str| req.req_headers.get(name.as_bytes()).map(<[u8]>::to_vec);
     match (s(0)?.as_str(), s(1).as_deref(), segs.len()) {
+        ("ngx", Some("kong_request_id"), 2) if kong => Some(kong::kong_request_id(rid)),
+        // ngx_wasm_module's `request.id` is the client's X-Request-Id (read from its sources)
+        ("request", Some("id"), 2) if kong && req.request_id_default => header("x-request-id"),
         ("request", Some("id"), 2) => req.request_id.clone().map(String::into_bytes),
+        // Kong: nginx's `$request_uri`, as the client sent it
+        ("request", Some("path"), 2) if kong => Some(req.raw_path.clone().into_bytes()),
         ("request", Some("path"), 2) => header(":path"),
         ("request", Some("url_path"), 2) => {
             header(":path").map(|p| p.split(|b| *b == b'?').next().unwrap_or_default().to_vec())
         }
-        ("request", Some("query"), 2) => header(":path").map(|p| match p.iter().position(|b| *b == b'?') {
-            Some(i) => p[i + 1..].to_vec(),
-            None => Vec::new(),
-        }),
+        ("request", Some("query"), 2) => kong::query(req),
         ("request", Some("method"), 2) => header(":method"),
         ("request", Some("host"), 2) => header(":authority"),
         ("request", Some("scheme"), 2) => header(":scheme"),
@@ -314,18 +355,17 @@ fn set_property(c: &mut C, pp: i32, pl: i32, vp: i32, vl: i32) -> Hc {
     if w.refused_property_sets.contains(&path) {
         return Err(st(NOT_FOUND));
     }
+    let kong = w.kong_quirks;
     match w.request_of(ctx(c)) {
         Some((req, _)) => {
             let dotted = String::from_utf8_lossy(&path).replace('\0', ".");
+            if kong && !kong::settable_property(&dotted) {
+                return Err(st(NOT_FOUND));
+            }
             if dotted == "request.query" {
-                // as ngx_wasm_module (nginx's `$args`): the request's query becomes this
-                let p = req.req_headers.get(b":path").unwrap_or_default().to_vec();
-                let mut new = p.split(|b| *b == b'?').next().unwrap_or_default().to_vec();
-                if !value.is_empty() {
-                    new.push(b'?');
-                    new.extend_from_slice(&value);
-                }
-                req.req_headers.replace(b":path", &new);
+                // as ngx_wasm_module (nginx's `$args`): the query that goes upstream becomes
+                // this; Kong's cached `:path` keeps the old one (Kong host fact 3)
+                req.args = Some(value.clone());
             }
             req.set_properties.insert(dotted, value.clone());
             req.properties.insert(path, value);
@@ -339,7 +379,18 @@ fn set_property(c: &mut C, pp: i32, pl: i32, vp: i32, vl: i32) -> Hc {
 
 // ---------------------------------------------------------------------------------- shared data
 
+/// Kong host fact 4: without the `shm_kv` zone the first shared-data call traps.
+fn shm_kv_zone(c: &C) -> Hc {
+    let w = world(c);
+    let w = lock(&w);
+    if w.kong_quirks && w.kong_no_shm_kv {
+        return Err(HcErr::Trap(wasmtime::Error::msg("[wasm] could not resolve namespace")));
+    }
+    Ok(())
+}
+
 fn get_shared_data(c: &mut C, kp: i32, kl: i32, rp: i32, rs: i32, rc: i32) -> Hc {
+    shm_kv_zone(c)?;
     let key = read(c, kp, kl)?;
     let entry = lock(&world(c)).shared_data.get(&key).cloned();
     let (value, cas) = entry.ok_or(st(NOT_FOUND))?;
@@ -348,6 +399,7 @@ fn get_shared_data(c: &mut C, kp: i32, kl: i32, rp: i32, rs: i32, rc: i32) -> Hc
 }
 
 fn set_shared_data(c: &mut C, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32) -> Hc {
+    shm_kv_zone(c)?;
     let key = read(c, kp, kl)?;
     let value = read(c, vp, vl)?;
     let w = world(c);
@@ -507,6 +559,16 @@ fn http_call(
         v.into_iter().map(|(k, v)| (normalize_name(&k), v)).collect()
     };
     let headers = lower(headers);
+    {
+        let w = world(c);
+        let w = lock(&w);
+        // Kong host fact 6: `host:port` only, from some callbacks only
+        if w.kong_quirks
+            && (!kong::is_host_port(&upstream) || !kong::HTTP_CALL_CALLBACKS.contains(&w.callback.as_str()))
+        {
+            return Err(st(BAD_ARGUMENT));
+        }
+    }
     // Envoy requires these pseudo-headers on http calls.
     for required in [":method", ":path", ":authority"] {
         if !headers.iter().any(|(k, _)| k == required) {
@@ -563,9 +625,10 @@ fn call_foreign_function(_c: &mut C, _np: i32, _nl: i32, _ap: i32, _al: i32, _rp
 
 // ---------------------------------------------------------------------------------- metrics
 
-/// ngx_wasm_module before proxy-wasm metrics: "host function not yet implemented" (a trap).
+/// ngx_wasm_module before proxy-wasm metrics (Kong 3.4–3.7, read from its sources): "host
+/// function not yet implemented" (a trap).
 fn metrics_nyi(c: &C) -> Hc {
-    if lock(&world(c)).kong_quirks {
+    if lock(&world(c)).kong_before_3_9 {
         return Err(HcErr::Trap(wasmtime::Error::msg("host function not yet implemented")));
     }
     Ok(())

@@ -12,6 +12,7 @@
 
 mod flow;
 mod hostcalls;
+mod kong;
 pub mod maps;
 mod mem;
 mod state;
@@ -159,6 +160,11 @@ impl Host {
             return Ok(None);
         };
         v.store.data_mut().effective_ctx = ctx;
+        {
+            let mut w = self.world.lock().unwrap_or_else(|e| e.into_inner());
+            w.callback.clear();
+            w.callback.push_str(name);
+        }
         let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
         let mut results = vec![Val::I32(0); func.ty(&v.store).results().len()];
         match func.call(&mut v.store, &params, &mut results) {
@@ -216,6 +222,12 @@ impl Host {
     pub fn configure_isolated(&mut self, config_json: &str) -> Result<FilterId, ConfigureError> {
         let vm = self.new_vm().map_err(|e| ConfigureError { message: format!("{e:#}"), logs: Vec::new() })?;
         self.configure_in(vm, "", config_json.as_bytes())
+    }
+
+    /// Like [`Host::configure`], in the VM of `beside` (several instances of one worker's VM
+    /// when each worker has its own, see [`Host::configure_isolated`]).
+    pub fn configure_beside(&mut self, beside: FilterId, config_json: &str) -> Result<FilterId, ConfigureError> {
+        self.configure_in(beside.vm, "", config_json.as_bytes())
     }
 
     fn configure_in(&mut self, vm: usize, root_id: &str, config: &[u8]) -> Result<FilterId, ConfigureError> {
@@ -306,14 +318,46 @@ impl Host {
         self.world().refused_property_sets.push(path.replace('.', "\0").into_bytes());
     }
 
-    /// Behave as Kong's ngx_wasm_module where it differs from Envoy (read from its sources):
-    /// `proxy_set_shared_data` with CAS 0 only creates (an existing key is a CAS mismatch); a
-    /// read of the HTTP call response body ignores its start offset; setting a `:path` with a
-    /// query string traps ("NYI"); the metric functions trap (not implemented before Kong 3.8);
-    /// `request.query` is writable (see `proxy_set_property`). Set `xds.node` too and the
-    /// filter would take the host for Envoy: Kong has no such property.
+    /// Behave as Kong 3.9's ngx_wasm_module where it differs from Envoy: the model of that
+    /// host (README, "Kong mode"; `kong.rs`). Observed on a real build: a request header cannot
+    /// be removed (nginx forwards it), a duplicated one replaced is zeroed whole; `request.query`
+    /// sets `$args` (the upstream query) but not the cached `:path`, a new `:path` with a query
+    /// works; a failed `proxy_http_call` is reported with `:dispatch_status`; calls go to
+    /// `host:port` from the request, tick and call-response callbacks only; gRPC calls trap; the
+    /// request body comes whole, once, after every header callback (which never has
+    /// end_of_stream), and a pause there holds it for ever; a trap answers 500 (and metrics,
+    /// recorded here, are not exported by plain nginx). Read from its sources:
+    /// `proxy_set_shared_data` with CAS 0 only creates; a read of the HTTP call response body
+    /// ignores its offset; `request.id` is the client's X-Request-Id, `ngx.kong_request_id`
+    /// Kong's id; only `kong.*`, `ngx.*` and `request.query` can be set. Older Kong:
+    /// [`Host::kong_before_3_9`]. Set `xds.node` too and the filter would take the host for
+    /// Envoy: Kong has no such property.
     pub fn kong_quirks(&mut self) {
         self.world().kong_quirks = true;
+    }
+
+    /// Kong without the filter's `shm_kv` zone (no `nginx_wasm_shm_kv_consumer_auth`): every
+    /// shared-data call traps ("could not resolve namespace"), in `proxy_on_configure` too.
+    pub fn kong_without_shm_kv(&mut self) {
+        self.world().kong_no_shm_kv = true;
+    }
+
+    /// Kong before 3.9 (read from ngx_wasm_module's sources, never run here): setting a `:path`
+    /// with a query string traps ("NYI"), and so do the metric functions (not implemented in
+    /// Kong 3.4–3.7).
+    pub fn kong_before_3_9(&mut self) {
+        self.world().kong_before_3_9 = true;
+    }
+
+    /// Compiles the module as a runtime with WebAssembly SIMD turned off would (Kong's
+    /// `wasm_simd off`): a module that uses SIMD is refused whole, at load time.
+    pub fn compile_without_simd(wasm_path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_relaxed_simd(false);
+        config.wasm_simd(false);
+        let engine = Engine::new(&config).map_err(|e| anyhow!("{e:?}"))?;
+        let bytes = std::fs::read(wasm_path.as_ref())?;
+        Module::from_binary(&engine, &bytes).map(|_| ()).map_err(|e| anyhow!("{e:?}"))
     }
 
     /// Behave as Envoy without `allow_on_headers_stop_iteration` (before 1.35, or under a control

@@ -79,8 +79,11 @@ pub(crate) enum Dir {
     Response,
 }
 
+#[derive(Default)]
 pub(crate) struct RequestState {
     pub request_id: Option<String>,
+    /// The test did not choose the request id (Kong: `request.id` is the client's X-Request-Id).
+    pub request_id_default: bool,
     pub protocol: String,
     pub req_headers: HeaderMap,
     pub req_trailers: HeaderMap,
@@ -104,6 +107,19 @@ pub(crate) struct RequestState {
     pub finished: bool,
     pub logs: Vec<LogLine>,
     pub host_calls: BTreeMap<String, u32>,
+    /// The path as the client sent it (Kong's `request.path`: nginx's `$request_uri`).
+    pub raw_path: String,
+    /// Kong: request headers the filter "removed" (their hash zeroed), which nginx still
+    /// forwards (Kong host fact 1; `kong::forwarded_headers`).
+    pub zeroed: Vec<(String, Vec<u8>)>,
+    /// Kong: nginx's `$args` once the filter set `request.query` (the cached `:path` keeps the old
+    /// query; Kong host fact 3).
+    pub args: Option<Vec<u8>>,
+    /// Kong: the filter set a new `:path` (which then goes upstream instead of the path as sent).
+    pub path_set: bool,
+    /// Kong: the request has no body, so it is complete once its headers went through the chain
+    /// (its header callbacks never get `end_of_stream`; Kong host fact 8).
+    pub ends_with_headers: bool,
 }
 
 impl RequestState {
@@ -136,6 +152,13 @@ pub(crate) struct World {
     pub refused_property_sets: Vec<Vec<u8>>,
     /// ngx_wasm_module's differences from Envoy (see `Host::kong_quirks`).
     pub kong_quirks: bool,
+    /// Kong without the filter's `shm_kv` zone: shared-data calls trap (`Host::kong_without_shm_kv`).
+    pub kong_no_shm_kv: bool,
+    /// Kong before 3.9, from its sources (`Host::kong_before_3_9`).
+    pub kong_before_3_9: bool,
+    /// The callback the host is running (`proxy_on_tick`, ...): ngx_wasm_module allows
+    /// `proxy_http_call` from some only.
+    pub callback: String,
     /// A Pause from the request-header callback also stops the request body callbacks (see
     /// `Host::without_stop_iteration`).
     pub pause_holds_body: bool,
@@ -169,6 +192,9 @@ impl World {
             host_properties: BTreeMap::new(),
             refused_property_sets: Vec::new(),
             kong_quirks: false,
+            kong_no_shm_kv: false,
+            kong_before_3_9: false,
+            callback: String::new(),
             pause_holds_body: false,
             rng: 0x2545_f491_4f6c_dd1d,
             stdio_partial: [Vec::new(), Vec::new()],

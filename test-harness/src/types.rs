@@ -271,6 +271,8 @@ pub struct Exchange {
     pub logs: Vec<LogLine>,
     pub host_calls: BTreeMap<String, u32>,
     pub trap: Option<String>,
+    /// What a trapped request is answered: 503 (Envoy, fail closed), 500 (Kong: nginx's page).
+    pub trap_status: u16,
     /// The chain is still paused (e.g. waiting for an http call); see [`crate::Host::resume`].
     pub paused: bool,
     /// A filter called `proxy_close_stream` (stream reset).
@@ -292,12 +294,13 @@ fn all(headers: &[(String, Vec<u8>)], name: &str) -> Vec<String> {
 }
 
 impl Exchange {
-    /// Local response status, else 503 on trap, else the final (upstream) response status; 0 if none.
+    /// Local response status, else `trap_status` (503, Kong 500) on trap, else the final
+    /// (upstream) response status; 0 if none.
     pub fn status(&self) -> u16 {
         if let Some(l) = &self.local {
             l.status
         } else if self.trap.is_some() {
-            503
+            self.trap_status
         } else if let Some(r) = &self.response {
             r.status
         } else {

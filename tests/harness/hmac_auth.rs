@@ -10,11 +10,11 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Digest;
 
-const ALICE_SECRET: &str = "alice-hmac-secret";
+pub(crate) const ALICE_SECRET: &str = "alice-hmac-secret";
 const BOB_SECRET: &str = "bob-hmac-secret";
 
 /// The standard consumers, with alice-hmac on alice and bob-hmac on bob.
-fn consumers_with_hmac() -> Value {
+pub(crate) fn consumers_with_hmac() -> Value {
     let mut c = consumers();
     c[0]["hmacauth_credentials"] = json!([{"username": "alice-hmac", "secret": ALICE_SECRET}]);
     c[1]["hmacauth_credentials"] = json!([{"username": "bob-hmac", "secret": BOB_SECRET}]);
@@ -44,7 +44,7 @@ fn http_date_helper() {
 }
 
 /// base64(HMAC(secret, signing string)) computed here, independently of the filter.
-fn sign(algorithm: &str, secret: &str, signing_string: &str) -> String {
+pub(crate) fn sign(algorithm: &str, secret: &str, signing_string: &str) -> String {
     let bytes = match algorithm {
         "hmac-sha1" => {
             let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
@@ -71,12 +71,12 @@ fn sign(algorithm: &str, secret: &str, signing_string: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn authorization(user: &str, algorithm: &str, headers: &str, signature: &str) -> String {
+pub(crate) fn authorization(user: &str, algorithm: &str, headers: &str, signature: &str) -> String {
     format!(r#"hmac username="{user}", algorithm="{algorithm}", headers="{headers}", signature="{signature}""#)
 }
 
 /// A GET signed by alice over `date` with hmac-sha256.
-fn alice_get(path: &str) -> Request {
+pub(crate) fn alice_get(path: &str) -> Request {
     let date = http_date(NOW);
     let sig = sign("hmac-sha256", ALICE_SECRET, &format!("date: {date}"));
     Request::get(path)
@@ -506,7 +506,7 @@ fn hide_credentials_removes_the_parsed_header() {
     assert_eq!(ex.upstream_header("authorization"), None);
 }
 
-fn body_request(body: &str, digest: Option<&str>) -> Request {
+pub(crate) fn body_request(body: &str, digest: Option<&str>) -> Request {
     let date = http_date(NOW);
     let signed_headers = if digest.is_some() { "date digest" } else { "date" };
     let signing = match digest {
@@ -527,7 +527,7 @@ fn body_request(body: &str, digest: Option<&str>) -> Request {
     r
 }
 
-fn digest_of(body: &str) -> String {
+pub(crate) fn digest_of(body: &str) -> String {
     format!("SHA-256={}", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes())))
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 const HS_SECRET: &str = "alice-jwt-secret";
 
 /// A token for the credential `key`, signed with `alg`.
-fn token(alg: &str, key: &str, extra: Value) -> String {
+pub(crate) fn token(alg: &str, key: &str, extra: Value) -> String {
     let mut claims = json!({"iss": key});
     if let (Some(c), Value::Object(e)) = (claims.as_object_mut(), extra) {
         c.extend(e);
@@ -21,7 +21,7 @@ fn token(alg: &str, key: &str, extra: Value) -> String {
 }
 
 /// The credential key used for `alg` in [`jdoc`].
-fn key_for(alg: &str) -> String {
+pub(crate) fn key_for(alg: &str) -> String {
     if alg == "HS256" {
         "alice-issuer".to_string()
     } else {
@@ -30,7 +30,7 @@ fn key_for(alg: &str) -> String {
 }
 
 /// The standard consumers, with one jwt secret per algorithm on alice and one HS256 on bob.
-fn consumers_with_jwt() -> Value {
+pub(crate) fn consumers_with_jwt() -> Value {
     let mut c = consumers();
     let secrets: Vec<Value> = ALGORITHMS
         .iter()

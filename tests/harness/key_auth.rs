@@ -413,8 +413,7 @@ fn a_chunked_body_on_envoy_is_read_without_framing_headers() {
 #[test]
 fn a_body_that_ends_in_trailers_is_judged() {
     // Envoy only: on Kong the filter lets the headers go on and judges the body in the body
-    // callback, before nginx proxies the request, which this harness (Envoy's streaming) does not
-    // model; the real Kong host is tested in e2e/tests/kong_host.rs.
+    // callback, before nginx proxies the request (the Kong model: tests/harness/kong_facts.rs, fact 8).
     let mut h = envoy_host();
     let f = h.configure(&doc(key_auth(json!({"key_in_body": true, "hide_credentials": true})))).unwrap();
     let with_trailer =
@@ -465,9 +464,9 @@ fn without_stop_iteration_a_request_waiting_for_its_body_is_answered_500() {
     assert_eq!(kong.tick_period(f), 0);
 }
 
-/// hide_credentials in the query per host: Envoy rewrites `:path`; on Kong ngx_wasm_module cannot
-/// set a `:path` with a query string (it traps), so the filter sets `request.query` (nginx's
-/// `$args`, which Kong appends to the upstream URI).
+/// hide_credentials in the query per host: Envoy rewrites `:path`; on Kong ngx_wasm_module before
+/// 3.9 cannot set a `:path` with a query string (it traps), so the filter sets `request.query`
+/// (nginx's `$args`, which Kong appends to the upstream URI).
 #[test]
 fn hide_credentials_in_the_query_per_host() {
     let plugins = key_auth(json!({"hide_credentials": true}));

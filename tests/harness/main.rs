@@ -24,6 +24,8 @@ mod config_refusals_hmac_jwt;
 #[cfg(test)]
 mod consumer_store;
 #[cfg(test)]
+mod deploy;
+#[cfg(test)]
 mod hmac_auth;
 #[cfg(test)]
 mod host_calls;
@@ -32,7 +34,11 @@ mod jwt;
 #[cfg(test)]
 mod key_auth;
 #[cfg(test)]
-mod kong_host;
+mod kong_cases;
+#[cfg(test)]
+mod kong_facts;
+#[cfg(test)]
+mod kong_rules;
 #[cfg(test)]
 mod malformed_input;
 #[cfg(test)]

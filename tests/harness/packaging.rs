@@ -24,7 +24,7 @@ use serde_json::Value;
 const COMPOSE_FILE: &str = "docker-compose.yml";
 const DEMO_YAML: &str = "envoy/demo.yaml";
 const COMPOSE_ENVOY_YAML: &str = "envoy/compose.yaml";
-const KONG_YML: &str = "kong/kong.yml";
+pub(crate) const KONG_YML: &str = "kong/kong.yml";
 const KONG_CONF: &str = "kong/kong.conf";
 const META_JSON: &str = "filters/consumer_auth.meta.json";
 /// The filter's name in Kong: the file stem of the .wasm in `wasm_filters_path`.
@@ -37,19 +37,19 @@ fn supported_plugins() -> Vec<(&'static str, Support)> {
     KNOWN.iter().map(|(n, _, s)| (*n, *s)).collect()
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn read(rel: &str) -> String {
+pub(crate) fn read(rel: &str) -> String {
     fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-fn json_file(rel: &str) -> Value {
+pub(crate) fn json_file(rel: &str) -> Value {
     serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
 }
 
-fn yaml_file(rel: &str) -> Value {
+pub(crate) fn yaml_file(rel: &str) -> Value {
     serde_norway::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"))
 }
 
@@ -57,17 +57,17 @@ fn schema() -> Value {
     json_file(META_JSON)["config_schema"].clone()
 }
 
-fn validator() -> jsonschema::Validator {
+pub(crate) fn validator() -> jsonschema::Validator {
     jsonschema::draft4::new(&schema()).unwrap_or_else(|e| panic!("{META_JSON}: config_schema does not compile: {e}"))
 }
 
 /// The schema's complaints about `doc` (empty: valid).
-fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+pub(crate) fn schema_errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
     v.iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
 }
 
 /// The filter's verdict on `config`: Ok, or the refusal line it logged.
-fn filter_verdict(h: &mut Host, config: &str) -> Result<(), String> {
+pub(crate) fn filter_verdict(h: &mut Host, config: &str) -> Result<(), String> {
     match h.configure(config) {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -98,7 +98,7 @@ fn envoy_filter_configs(v: &Value, out: &mut Vec<String>) {
 
 /// Every consumer_auth filter `config` in a Kong declarative config (filter chains nested in
 /// services or routes, or at the top level).
-fn kong_filter_configs(v: &Value, out: &mut Vec<Value>) {
+pub(crate) fn kong_filter_configs(v: &Value, out: &mut Vec<Value>) {
     match v {
         Value::Object(m) => {
             if let Some(chains) = m.get("filter_chains").and_then(Value::as_array) {
@@ -387,10 +387,16 @@ fn docker_compose_parses_and_mounts_exist() {
     let services = c["services"].as_object().unwrap();
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(names, BTreeSet::from(["echo", "envoy", "kong"]));
-    assert_eq!(services["envoy"]["image"], "envoyproxy/envoy:v1.40.0");
+    // Parameterised as proxy-wasm projects do (`${ENVOY_IMAGE:-official}`), official defaults.
+    assert_eq!(services["envoy"]["image"], "${ENVOY_IMAGE:-envoyproxy/envoy:v1.40.0}");
+    assert_eq!(services["echo"]["image"], "${ECHO_IMAGE:-mendhak/http-https-echo:31}");
     assert_eq!(services["kong"]["image"], "kong:3.9");
     assert_eq!(services["kong"]["profiles"], json!(["kong"]));
-    assert!(services["echo"]["image"].as_str().unwrap().contains(':'), "pin the echo image");
+    // make demo-compose publishes the listener and admin on free loopback ports.
+    assert_eq!(
+        services["envoy"]["ports"],
+        json!(["${DEMO_LISTEN:-8000}:8000", "${DEMO_ADMIN_LISTEN:-127.0.0.1:9901}:9901"])
+    );
 
     for (name, service) in services {
         for (host, container) in mounts(service) {
@@ -462,10 +468,6 @@ fn collect_wasm_filenames(v: &Value, out: &mut Vec<String>) {
 /// the .wasm and calls on_configure for every filter instance, so a refused config fails too.
 #[test]
 fn compose_envoy_config_passes_envoy_validate() {
-    let envoy_bin = std::env::var_os("ENVOY_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        panic!("ENVOY_BIN is not set: run `make envoy` and set ENVOY_BIN to the real Envoy binary (the Makefile does)")
-    });
-    assert!(envoy_bin.is_file(), "ENVOY_BIN={} does not exist", envoy_bin.display());
     let c = compose();
     let envoy = &c["services"]["envoy"];
     let sandbox = std::env::temp_dir().join(format!("consumer-auth-compose-{}", std::process::id()));
@@ -481,19 +483,35 @@ fn compose_envoy_config_passes_envoy_validate() {
     let config = command[command.iter().position(|a| *a == "-c").unwrap() + 1];
     let workdir = inside(envoy["working_dir"].as_str().unwrap());
     fs::create_dir_all(&workdir).unwrap();
-    let out = Command::new(&envoy_bin)
-        .args(["--mode", "validate", "-c"])
-        .arg(inside(config))
-        .args(["--log-level", "info", "--base-id", &std::process::id().to_string()])
-        .current_dir(&workdir)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", envoy_bin.display()));
+    let log = envoy_validate(&inside(config), &workdir);
     let _ = fs::remove_dir_all(&sandbox);
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "envoy --mode validate failed ({}):\n{log}", out.status);
-    assert!(log.contains(" OK"), "{log}");
     let loaded = log.matches("consumer-auth: configuration loaded").count();
     assert!(loaded >= 5, "expected every filter instance to load its configuration, saw {loaded}:\n{log}");
+}
+
+/// The real Envoy (`ENVOY_BIN`, set by the Makefile from `make envoy`; the test fails without
+/// it) in `--mode validate` on `config` from `workdir`: its log, after asserting it said OK.
+/// Validation loads the .wasm and calls on_configure for every filter instance, so a refused
+/// filter configuration fails it too.
+pub(crate) fn envoy_validate(config: &Path, workdir: &Path) -> String {
+    let envoy_bin = std::env::var_os("ENVOY_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("ENVOY_BIN is not set: run `make envoy` and set ENVOY_BIN to the real Envoy binary (the Makefile does)")
+    });
+    assert!(envoy_bin.is_file(), "ENVOY_BIN={} does not exist", envoy_bin.display());
+    // A base id of its own: tests validating at the same time must not share Envoy's shared memory.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base_id = std::process::id() * 16 + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 16;
+    let out = Command::new(&envoy_bin)
+        .args(["--mode", "validate", "-c"])
+        .arg(config)
+        .args(["--log-level", "info", "--base-id", &base_id.to_string()])
+        .current_dir(workdir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", envoy_bin.display()));
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "envoy --mode validate {} failed ({}):\n{log}", config.display(), out.status);
+    assert!(log.contains(" OK"), "{log}");
+    log
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ pub fn wasm() -> PathBuf {
 /// The default host of these tests: one the filter takes for Envoy (it has Envoy's `xds.node`
 /// property), whose header removal really removes. Kong's ngx_wasm_module does not (nginx
 /// forwards a "removed" header), so the filter behaves differently there: see [`kong_like_host`],
-/// `tests/harness/kong_host.rs` and, on the real host, `e2e/tests/kong_host.rs`.
+/// [`kong_model`] and `tests/harness/kong_*.rs`.
 pub fn host() -> Host {
     let mut h = Host::load(wasm()).expect("load consumer_auth.wasm");
     h.set_property("xds.node", b"\x0a\x04node");
@@ -37,6 +37,15 @@ pub fn envoy_host() -> Host {
 /// refused where Kong cannot remove them; docs/KONG.md).
 pub fn kong_like_host() -> Host {
     Host::load(wasm()).expect("load consumer_auth.wasm")
+}
+
+/// The model of Kong 3.9's ngx_wasm_module (the harness's Kong mode, `Host::kong_quirks`): a
+/// host the filter takes for Kong that also behaves as Kong's does (docs/KONG.md, "The model of
+/// Kong's host").
+pub fn kong_model() -> Host {
+    let mut h = kong_like_host();
+    h.kong_quirks();
+    h
 }
 
 pub const ALICE_ID: &str = "0d4e8c5a-6b3f-4f7e-9d51-3f0c8a1e2b77";

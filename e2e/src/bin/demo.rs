@@ -4,6 +4,9 @@
 //!
 //! `demo --once`: exit after the walkthrough, 0 only if every step gave the expected answer.
 //! `demo --print-config`: print the demo bootstrap (the content of `envoy/demo.yaml`).
+//! `demo --port PORT`: start nothing; replay the walkthrough against a proxy already serving the
+//! demo's routes on 127.0.0.1:PORT (`make demo-compose`), exit 0 only if every step gave the
+//! expected answer.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +29,14 @@ fn main() -> ExitCode {
     if args.iter().any(|a| a == "--print-config") {
         print!("{}", demo::demo_yaml());
         return ExitCode::SUCCESS;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--port") {
+        let Some(port) = args.get(i + 1).and_then(|p| p.parse::<u16>().ok()) else {
+            eprintln!("demo: --port needs a port number");
+            return ExitCode::FAILURE;
+        };
+        println!("demo: the walkthrough against the proxy on 127.0.0.1:{port}");
+        return if demo::walkthrough(port, &mut std::io::stdout()) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     let once = args.iter().any(|a| a == "--once");
 
