@@ -563,14 +563,20 @@ impl Host {
         );
     }
 
-    /// Fails a pending http call the way Envoy reports failures (reset, timeout):
-    /// `proxy_on_http_call_response(ctx, token, 0, 0, 0)`. (The response maps are empty.)
+    /// Fails a pending http call the way the host reports failures (reset, timeout):
+    /// `proxy_on_http_call_response(ctx, token, 0, 0, 0)`. Envoy leaves the response maps empty;
+    /// Kong's host (`kong_quirks`) puts the reason in a `:dispatch_status` pseudo-header
+    /// (`timeout` here).
     ///
     /// # Panics
     /// If there is no pending call with this token.
     pub fn fail_http_call(&mut self, token: u32) {
-        let empty = CallResponse { headers: HeaderMap::new(), body: Vec::new(), trailers: HeaderMap::new() };
-        self.answer_http_call(token, empty, true);
+        let mut headers = HeaderMap::new();
+        if self.world().kong_quirks {
+            headers.add(b":dispatch_status", b"timeout");
+        }
+        let failed = CallResponse { headers, body: Vec::new(), trailers: HeaderMap::new() };
+        self.answer_http_call(token, failed, true);
     }
 
     fn answer_http_call(&mut self, token: u32, resp: CallResponse, failed: bool) {

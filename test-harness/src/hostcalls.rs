@@ -485,6 +485,11 @@ fn send_local_response(c: &mut C, code: i32, dp: i32, dl: i32, bp: i32, bl: i32,
     Ok(())
 }
 
+/// `host:port` (Kong's dispatch target), the port a number.
+fn is_host_port(upstream: &str) -> bool {
+    upstream.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn http_call(
     c: &mut C,
@@ -512,6 +517,10 @@ fn http_call(
         if !headers.iter().any(|(k, _)| k == required) {
             return Err(st(BAD_ARGUMENT));
         }
+    }
+    // Kong's host dispatches to `host:port` only (no cluster names).
+    if lock(&world(c)).kong_quirks && !is_host_port(&upstream) {
+        return Err(st(BAD_ARGUMENT));
     }
     let vm = c.data().vm;
     let context_id = ctx(c);

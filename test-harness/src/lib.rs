@@ -310,7 +310,9 @@ impl Host {
     /// `proxy_set_shared_data` with CAS 0 only creates (an existing key is a CAS mismatch); a
     /// read of the HTTP call response body ignores its start offset; setting a `:path` with a
     /// query string traps ("NYI"); the metric functions trap (not implemented before Kong 3.8);
-    /// `request.query` is writable (see `proxy_set_property`). Set `xds.node` too and the
+    /// `request.query` is writable (see `proxy_set_property`); `proxy_http_call` takes only a
+    /// `host:port` target (else BadArgument) and a failed call is answered with a
+    /// `:dispatch_status` pseudo-header (see [`Host::fail_http_call`]). Set `xds.node` too and the
     /// filter would take the host for Envoy: Kong has no such property.
     pub fn kong_quirks(&mut self) {
         self.world().kong_quirks = true;
