@@ -69,7 +69,8 @@ harness-tests: build envoy
 # and disk a small CI machine did not have). The demo binary it runs was built by that step
 # (cargo builds a package's binaries for its integration tests).
 test: build lint envoy wrk kong-host
-	$(ENVOY_ENV) $(KONG_ENV) cargo test --workspace --no-fail-fast
+test: redis-server
+	$(ENVOY_ENV) $(KONG_ENV) $(REDIS_ENV) cargo test --workspace --no-fail-fast
 	$(ENVOY_ENV) target/debug/demo --once
 
 envoy: $(ENVOY_STAMP)
@@ -92,6 +93,27 @@ wrk:
 	@command -v wrk >/dev/null && command -v curl >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk curl; }
+
+# A real Redis for rate-limiting's `policy: redis` tests (ratelimit/tests, e2e/tests/rate_limiting_redis.rs):
+# Debian's redis-server (installed if missing), started on a free port with no persistence; its URL
+# is in target/redis.url (reused while it answers) and exported as CONSUMER_AUTH_REDIS_URL. The
+# tests fail loudly without it.
+REDIS_URL_FILE := target/redis.url
+REDIS_ENV       = CONSUMER_AUTH_REDIS_URL="$$(cat $(REDIS_URL_FILE))"
+.PHONY: redis-server
+redis-server:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
+	@if [ -f $(REDIS_URL_FILE) ] && redis-cli -u "$$(cat $(REDIS_URL_FILE))" ping 2>/dev/null | grep -q PONG; then :; else \
+	  mkdir -p target/redis; \
+	  port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	  redis-server --port $$port --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+	    --dir $(CURDIR)/target/redis --pidfile $(CURDIR)/target/redis/redis.pid --logfile $(CURDIR)/target/redis/redis.log; \
+	  for i in $$(seq 50); do redis-cli -p $$port ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done; \
+	  redis-cli -p $$port ping | grep -q PONG || { echo "redis-server did not start (target/redis/redis.log)" >&2; exit 1; }; \
+	  echo "redis://127.0.0.1:$$port" > $(REDIS_URL_FILE); fi
+	@echo "Redis: $$(cat $(REDIS_URL_FILE))"
 
 kong-host:
 	@KONG_HOST_SOURCES="$(KONG_HOST_SOURCES)" kong/host/build.sh $(KONG_STAMP) || { \
