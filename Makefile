@@ -169,6 +169,17 @@ bench-v8: toolchain
 	  cargo build -q --release --target $(WASM_TARGET) --manifest-path benches/v8/Cargo.toml
 	node benches/v8/run.js $(BENCH_V8_DIR)/$(WASM_TARGET)/release/consumer_auth_bench_v8.wasm
 
+# rate-limiting's policy redis: Envoy's CPU per request for local, redis (sync) and redis
+# (sync_rate 0.1) as ratios in one run; the counters' front against Debian's webdis on the same
+# Redis. ~1 minute; BENCH_SECONDS, BENCH_RUNS override. See docs/PERFORMANCE.md. Not part of
+# `make test`.
+.PHONY: bench-ratelimit
+bench-ratelimit: build envoy wrk redis-server
+	@command -v webdis >/dev/null || { apt-get update -qq && apt-get install -y -qq webdis >/dev/null; }
+	cargo build -q --release -p consumer-auth-ratelimit --bin consumer-auth-ratelimit
+	cargo build -q -p consumer-auth-e2e --bin bench_ratelimit
+	$(ENVOY_ENV) $(REDIS_ENV) CONSUMER_AUTH_RATELIMIT_BIN=$(CURDIR)/target/release/consumer-auth-ratelimit target/debug/bench_ratelimit
+
 .PHONY: bench-store-load
 bench-store-load: build
 	CONSUMER_AUTH_WASM=$(CURDIR)/$(WASM) cargo bench -p consumer-auth --bench store_load

@@ -166,7 +166,9 @@ async fn incr(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body<In
     if !front.authorized(&headers) {
         return refuse(StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    let Ok(Json(body)) = body else { return refuse(StatusCode::BAD_REQUEST, "expected {\"keys\":[{\"key\",\"ttl\"}]}") };
+    let Ok(Json(body)) = body else {
+        return refuse(StatusCode::BAD_REQUEST, "expected {\"keys\":[{\"key\",\"ttl\"}]}");
+    };
     if body.keys.is_empty() || body.keys.len() > MAX_KEYS {
         return refuse(StatusCode::BAD_REQUEST, "1 to 4096 keys");
     }

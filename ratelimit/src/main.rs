@@ -20,7 +20,8 @@ fn var(name: &str) -> Option<String> {
 fn config() -> Result<(String, Config), String> {
     let listen = var("CONSUMER_AUTH_RATELIMIT_LISTEN").unwrap_or_else(|| "127.0.0.1:8090".into());
     let url = var("CONSUMER_AUTH_REDIS_URL").ok_or("CONSUMER_AUTH_REDIS_URL is required")?;
-    let token_file = var("CONSUMER_AUTH_RATELIMIT_TOKEN_FILE").ok_or("CONSUMER_AUTH_RATELIMIT_TOKEN_FILE is required")?;
+    let token_file =
+        var("CONSUMER_AUTH_RATELIMIT_TOKEN_FILE").ok_or("CONSUMER_AUTH_RATELIMIT_TOKEN_FILE is required")?;
     let token = std::fs::read_to_string(&token_file).map_err(|e| format!("{token_file}: {e}"))?.trim().to_string();
     if token.is_empty() {
         return Err(format!("{token_file}: empty token"));

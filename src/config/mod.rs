@@ -99,13 +99,12 @@ impl Config {
     /// Every plugin entry whose counters are flushed on the tick (rate-limiting's `sync_rate`),
     /// with its counter scope.
     pub fn counter_policies(&self) -> impl Iterator<Item = (&RedisPolicy, &str)> {
-        self.slots
-            .iter()
-            .flat_map(|slot| slot.unscoped.iter().chain(slot.scoped.values()))
-            .filter_map(|entry| match entry {
+        self.slots.iter().flat_map(|slot| slot.unscoped.iter().chain(slot.scoped.values())).filter_map(|entry| {
+            match entry {
                 Configured::Other(plugin) => plugin.counters(),
                 Configured::Auth(_) => None,
-            })
+            }
+        })
     }
 
     /// Parse and validate a whole document; the first error refuses it.

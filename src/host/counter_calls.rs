@@ -96,7 +96,11 @@ impl FilterRequest {
                 Action::Pause
             }
             Err(why) => {
-                let reply = Rc::new(CounterReply { scope: call.scope.clone(), windows: call.windows.clone(), result: Err(why) });
+                let reply = Rc::new(CounterReply {
+                    scope: call.scope.clone(),
+                    windows: call.windows.clone(),
+                    result: Err(why),
+                });
                 match self.config.clone() {
                     Some(config) => self.decide_with(&config, body, Some(reply)),
                     None => self.fail_closed("no valid configuration"),

@@ -206,7 +206,10 @@ impl RateLimiting {
                     return Err(ConfigError::new(format!("{path}.redis"), ErrorKind::Rule("only with policy redis")));
                 }
                 if raw.sync_rate != -1.0 {
-                    return Err(ConfigError::new(format!("{path}.sync_rate"), ErrorKind::Rule("only with policy redis")));
+                    return Err(ConfigError::new(
+                        format!("{path}.sync_rate"),
+                        ErrorKind::Rule("only with policy redis"),
+                    ));
                 }
                 if !raw.fault_tolerant {
                     // local counters fail only with the host's shared data: let through and logged
@@ -237,7 +240,10 @@ impl RateLimiting {
                 Some(redis::RedisPolicy::new(front, route_id, service_id, raw.fault_tolerant, sync_rate_ms))
             }
             _ => {
-                return Err(ConfigError::new(format!("{path}.policy"), ErrorKind::Rule("expected one of: local, redis")))
+                return Err(ConfigError::new(
+                    format!("{path}.policy"),
+                    ErrorKind::Rule("expected one of: local, redis"),
+                ))
             }
         };
         let error_code = match &raw.error_code {
@@ -386,7 +392,9 @@ impl RateLimiting {
     fn redis_identifier(&self, ctx: &mut Ctx<'_, '_>) -> String {
         let identity = &ctx.identity;
         let identity = match self.limit_by {
-            LimitBy::Consumer => identity.consumer.as_ref().map(|c| c.id.clone()).or_else(|| identity.credential.clone()),
+            LimitBy::Consumer => {
+                identity.consumer.as_ref().map(|c| c.id.clone()).or_else(|| identity.credential.clone())
+            }
             LimitBy::Credential => identity.credential.clone(),
             LimitBy::Ip => None,
         };

@@ -281,7 +281,10 @@ fn policy_redis_configurations_are_checked_whole() {
         (json!({"minute": 1, "policy": "redis"}), "plugins[0].config.redis"),
         (json!({"minute": 1, "policy": "cluster"}), "plugins[0].config.policy"),
         (json!({"minute": 1, "policy": "redis", "redis": {"token": "t"}}), "plugins[0].config.redis"),
-        (json!({"minute": 1, "policy": "redis", "redis": {"upstream": "u", "token": ""}}), "plugins[0].config.redis.token"),
+        (
+            json!({"minute": 1, "policy": "redis", "redis": {"upstream": "u", "token": ""}}),
+            "plugins[0].config.redis.token",
+        ),
         (
             json!({"minute": 1, "policy": "redis", "redis": {"upstream": "u", "token": "t", "timeout": 0}}),
             "plugins[0].config.redis.timeout",

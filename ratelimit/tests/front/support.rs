@@ -32,7 +32,9 @@ pub fn redis_cli(args: &[&str]) -> String {
 /// A key no other test (or earlier run) uses.
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("ratelimit:00000000-0000-0000-0000-000000000000:00000000-0000-0000-0000-000000000000:{name}-{nanos}:0:minute")
+    format!(
+        "ratelimit:00000000-0000-0000-0000-000000000000:00000000-0000-0000-0000-000000000000:{name}-{nanos}:0:minute"
+    )
 }
 
 /// A front on a free port in this runtime.

@@ -69,11 +69,18 @@ impl Front {
     pub(super) fn build(raw: RawFront, path: &str) -> Result<Front, ConfigError> {
         let at = |field: &str| format!("{path}.{field}");
         if raw.upstream.is_empty() || raw.upstream.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
-            return Err(ConfigError::new(at("upstream"), ErrorKind::Rule("must be an Envoy cluster name or host:port")));
+            return Err(ConfigError::new(
+                at("upstream"),
+                ErrorKind::Rule("must be an Envoy cluster name or host:port"),
+            ));
         }
-        if !raw.path.starts_with('/') || raw.path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'?')
+        if !raw.path.starts_with('/')
+            || raw.path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'?')
         {
-            return Err(ConfigError::new(at("path"), ErrorKind::Rule("must be a path starting with '/', without a query")));
+            return Err(ConfigError::new(
+                at("path"),
+                ErrorKind::Rule("must be a path starting with '/', without a query"),
+            ));
         }
         if raw.token.is_empty() || raw.token.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
             return Err(ConfigError::new(at("token"), ErrorKind::Rule("must be non-empty visible ASCII")));
@@ -257,9 +264,8 @@ impl RedisPolicy {
 
     fn incr_call(&self, scope: &str, identifier: &str, windows: Vec<(Period, u64)>) -> Box<CounterCall> {
         let keys: Vec<String> = windows.iter().map(|&(p, start)| self.key(identifier, p, start)).collect();
-        let body = IncrBody {
-            keys: keys.iter().zip(&windows).map(|(key, &(p, _))| IncrKey { key, ttl: ttl(p) }).collect(),
-        };
+        let body =
+            IncrBody { keys: keys.iter().zip(&windows).map(|(key, &(p, _))| IncrKey { key, ttl: ttl(p) }).collect() };
         Box::new(CounterCall {
             front: Rc::clone(&self.front),
             kind: CallKind::Incr,
@@ -273,17 +279,24 @@ impl RedisPolicy {
     /// A failed call: logged once per burst of failures.
     fn failed(&self, host: &mut dyn Host, why: &str) {
         if !self.failing.replace(true) {
-            let policy = if self.fault_tolerant { "requests pass without rate-limit headers" } else { "requests get 500" };
+            let policy =
+                if self.fault_tolerant { "requests pass without rate-limit headers" } else { "requests get 500" };
             host.log(
                 LogLevel::Error,
-                &format!("consumer-auth: rate-limiting: the Redis front ({}) failed: {why}; {policy} until it answers", self.front.upstream),
+                &format!(
+                    "consumer-auth: rate-limiting: the Redis front ({}) failed: {why}; {policy} until it answers",
+                    self.front.upstream
+                ),
             );
         }
     }
 
     fn succeeded(&self, host: &mut dyn Host) {
         if self.failing.replace(false) {
-            host.log(LogLevel::Info, &format!("consumer-auth: rate-limiting: the Redis front ({}) answers again", self.front.upstream));
+            host.log(
+                LogLevel::Info,
+                &format!("consumer-auth: rate-limiting: the Redis front ({}) answers again", self.front.upstream),
+            );
         }
     }
 
@@ -375,7 +388,9 @@ impl RedisPolicy {
             if taken > 0 {
                 keys.push((t.redis_key.clone(), taken, t.expire_at));
                 shared_keys.push(shared.clone());
-            } else if t.expire_at <= now || local_get(host, shared).map_or(true, |s| s.is_none_or(|(s, _)| s.start != t.window_start)) {
+            } else if t.expire_at <= now
+                || local_get(host, shared).map_or(true, |s| s.is_none_or(|(s, _)| s.start != t.window_start))
+            {
                 done.push(shared.clone());
             }
         }
@@ -385,7 +400,8 @@ impl RedisPolicy {
         if keys.is_empty() {
             return None;
         }
-        let body = FlushBody { keys: keys.iter().map(|(key, by, at)| FlushKey { key, by: *by, expire_at: *at }).collect() };
+        let body =
+            FlushBody { keys: keys.iter().map(|(key, by, at)| FlushKey { key, by: *by, expire_at: *at }).collect() };
         let call = Box::new(CounterCall {
             front: Rc::clone(&self.front),
             kind: CallKind::Flush,
