@@ -83,11 +83,11 @@ impl PrivateRedis {
             .expect("redis-server (Debian's; `make redis-server` installs it)");
         self.child = Some(child);
         let started = Instant::now();
-        while Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "ping"])
-            .output()
-            .map_or(true, |o| !o.stdout.starts_with(b"PONG"))
-        {
+        let answers = |port: u16| {
+            let out = Command::new("redis-cli").args(["-p", &port.to_string(), "ping"]).output();
+            matches!(out, Ok(o) if o.stdout.starts_with(b"PONG"))
+        };
+        while !answers(self.port) {
             assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start on {}", self.port);
             std::thread::sleep(Duration::from_millis(50));
         }
