@@ -162,43 +162,46 @@ fn counts(values: Vec<i64>) -> Response {
     Json(Counts { counts: values.into_iter().map(|v| u64::try_from(v).unwrap_or(0)).collect() }).into_response()
 }
 
+/// The token, then the body (`shape` names it in the 400), then 1..=MAX_KEYS keys.
+fn admit<T>(
+    front: &Front,
+    headers: &HeaderMap,
+    body: Body<T>,
+    keys: impl Fn(&T) -> usize,
+    shape: &str,
+) -> Result<T, Response> {
+    if !front.authorized(headers) {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized"));
+    }
+    let Ok(Json(body)) = body else { return Err(refuse(StatusCode::BAD_REQUEST, &format!("expected {shape}"))) };
+    if !(1..=MAX_KEYS).contains(&keys(&body)) {
+        return Err(refuse(StatusCode::BAD_REQUEST, "1 to 4096 keys"));
+    }
+    Ok(body)
+}
+
 async fn incr(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body<IncrBody>) -> Response {
-    if !front.authorized(&headers) {
-        return refuse(StatusCode::UNAUTHORIZED, "unauthorized");
-    }
-    let Ok(Json(body)) = body else {
-        return refuse(StatusCode::BAD_REQUEST, "expected {\"keys\":[{\"key\",\"ttl\"}]}");
+    let body = match admit(&front, &headers, body, |b| b.keys.len(), "{\"keys\":[{\"key\",\"ttl\"}]}") {
+        Ok(body) => body,
+        Err(response) => return response,
     };
-    if body.keys.is_empty() || body.keys.len() > MAX_KEYS {
-        return refuse(StatusCode::BAD_REQUEST, "1 to 4096 keys");
-    }
     let mut pipe = redis::pipe();
     for k in &body.keys {
         pipe.cmd("EVAL").arg(KONG_SCRIPT).arg(1).arg(&k.key).arg(k.ttl);
     }
-    match front.run(pipe).await {
-        Ok(values) => counts(values),
-        Err(response) => response,
-    }
+    front.run(pipe).await.map_or_else(|response| response, counts)
 }
 
 async fn flush(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body<FlushBody>) -> Response {
-    if !front.authorized(&headers) {
-        return refuse(StatusCode::UNAUTHORIZED, "unauthorized");
-    }
-    let Ok(Json(body)) = body else {
-        return refuse(StatusCode::BAD_REQUEST, "expected {\"keys\":[{\"key\",\"by\",\"expire_at\"}]}");
+    let shape = "{\"keys\":[{\"key\",\"by\",\"expire_at\"}]}";
+    let body = match admit(&front, &headers, body, |b| b.keys.len(), shape) {
+        Ok(body) => body,
+        Err(response) => return response,
     };
-    if body.keys.is_empty() || body.keys.len() > MAX_KEYS {
-        return refuse(StatusCode::BAD_REQUEST, "1 to 4096 keys");
-    }
     let mut pipe = redis::pipe();
     for k in &body.keys {
         pipe.cmd("INCRBY").arg(&k.key).arg(k.by);
         pipe.cmd("EXPIREAT").arg(&k.key).arg(k.expire_at).ignore();
     }
-    match front.run(pipe).await {
-        Ok(values) => counts(values),
-        Err(response) => response,
-    }
+    front.run(pipe).await.map_or_else(|response| response, counts)
 }
