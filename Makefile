@@ -58,7 +58,8 @@ harness-tests: build envoy
 # and disk a small CI machine did not have). The demo binary it runs was built by that step
 # (cargo builds a package's binaries for its integration tests).
 test: build lint envoy wrk
-	$(ENVOY_ENV) cargo test --workspace --no-fail-fast
+test: redis-server
+	$(ENVOY_ENV) $(REDIS_ENV) cargo test --workspace --no-fail-fast
 	$(ENVOY_ENV) target/debug/demo --once
 	$(DEMO_COMPOSE)
 
@@ -83,9 +84,30 @@ wrk:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk curl; }
 
+# A real Redis for rate-limiting's `policy: redis` tests (ratelimit/tests, e2e/tests/rate_limiting_redis.rs):
+# Debian's redis-server (installed if missing), started on a free port with no persistence; its URL
+# is in target/redis.url (reused while it answers) and exported as CONSUMER_AUTH_REDIS_URL. The
+# tests fail loudly without it.
+REDIS_URL_FILE := target/redis.url
+REDIS_ENV       = CONSUMER_AUTH_REDIS_URL="$$(cat $(REDIS_URL_FILE))"
+.PHONY: redis-server
+redis-server:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
+	@if [ -f $(REDIS_URL_FILE) ] && redis-cli -u "$$(cat $(REDIS_URL_FILE))" ping 2>/dev/null | grep -q PONG; then :; else \
+	  mkdir -p target/redis; \
+	  port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	  redis-server --port $$port --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+	    --dir $(CURDIR)/target/redis --pidfile $(CURDIR)/target/redis/redis.pid --logfile $(CURDIR)/target/redis/redis.log; \
+	  for i in $$(seq 50); do redis-cli -p $$port ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done; \
+	  redis-cli -p $$port ping | grep -q PONG || { echo "redis-server did not start (target/redis/redis.log)" >&2; exit 1; }; \
+	  echo "redis://127.0.0.1:$$port" > $(REDIS_URL_FILE); fi
+	@echo "Redis: $$(cat $(REDIS_URL_FILE))"
+
 # End-to-end tests through the real Envoy (e2e/tests): one Envoy per test binary, free ports.
-e2e: build envoy wrk
-	$(ENVOY_ENV) cargo test -p consumer-auth-e2e
+e2e: build envoy wrk redis-server
+	$(ENVOY_ENV) $(REDIS_ENV) cargo test -p consumer-auth-e2e
 	$(ENVOY_ENV) cargo test -p consumer-auth-cli
 
 # Kong's anonymous-access walkthrough through Envoy with envoy/demo.yaml (listener :8000,
@@ -113,6 +135,17 @@ bench-v8: toolchain
 	BENCH_V8_KEYS=$(CURDIR)/$(BENCH_V8_DIR)/keys CARGO_TARGET_DIR=$(CURDIR)/$(BENCH_V8_DIR) \
 	  cargo build -q --release --target $(WASM_TARGET) --manifest-path benches/v8/Cargo.toml
 	node benches/v8/run.js $(BENCH_V8_DIR)/$(WASM_TARGET)/release/consumer_auth_bench_v8.wasm
+
+# rate-limiting's policy redis: Envoy's CPU per request for local, redis (sync) and redis
+# (sync_rate 0.1) as ratios in one run; the counters' front against Debian's webdis on the same
+# Redis. ~1 minute; BENCH_SECONDS, BENCH_RUNS override. See docs/PERFORMANCE.md. Not part of
+# `make test`.
+.PHONY: bench-ratelimit
+bench-ratelimit: build envoy wrk redis-server
+	@command -v webdis >/dev/null || { apt-get update -qq && apt-get install -y -qq webdis >/dev/null; }
+	cargo build -q --release -p consumer-auth-ratelimit --bin consumer-auth-ratelimit
+	cargo build -q -p consumer-auth-e2e --bin bench_ratelimit
+	$(ENVOY_ENV) $(REDIS_ENV) CONSUMER_AUTH_RATELIMIT_BIN=$(CURDIR)/target/release/consumer-auth-ratelimit target/debug/bench_ratelimit
 
 .PHONY: bench-store-load
 bench-store-load: build

@@ -9,6 +9,7 @@ use crate::identity::{self, HeaderOp, Identity};
 // Re-exported: these lived here before the plugin context and the proxy trait had files of their
 // own.
 pub use crate::plugins::context::{Ctx, Edits, Verdict};
+pub use crate::plugins::rate_limiting::redis::{CounterCall, CounterReply};
 use crate::plugins::{AuthPlugin, Configured, Halt};
 pub use crate::proxy::{Host, LogLevel, SharedError};
 use crate::request::Request;
@@ -21,6 +22,8 @@ pub enum Outcome {
     Forward(Forward),
     Reject(Rejection),
     NeedBody,
+    /// Ask the counters' front, then run again with its answer ([`run_with_counters`]).
+    NeedCounters(Box<CounterCall>),
 }
 
 /// Send the request upstream with these changes.
@@ -45,6 +48,17 @@ pub struct Forward {
 /// Run every plugin of `config` on `req`. `handoff` is what an earlier instance of the filter
 /// handed over for this request (the raw property value), if any.
 pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mut dyn Host) -> Outcome {
+    run_with_counters(config, req, handoff, None, host)
+}
+
+/// [`run`] again for a request paused on [`Outcome::NeedCounters`], with the front's answer.
+pub fn run_with_counters(
+    config: &Config,
+    req: &Request<'_>,
+    handoff: Option<&[u8]>,
+    counter_reply: Option<std::rc::Rc<CounterReply>>,
+    host: &mut dyn Host,
+) -> Outcome {
     let incoming = handoff.and_then(Identity::decode);
     // The first instance to see the request owns the identity headers and strips what the client
     // sent; a later one only updates what the earlier instances wrote.
@@ -69,6 +83,7 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
         }
     };
     let mut ctx = Ctx::new(view, consumers, incoming.unwrap_or_default(), host);
+    ctx.counter_reply = counter_reply;
 
     for slot in &config.slots {
         let Some(entry) = slot.entry_for(ctx.identity.consumer.as_deref()) else {
@@ -81,6 +96,7 @@ pub fn run(config: &Config, req: &Request<'_>, handoff: Option<&[u8]>, host: &mu
         match result {
             Ok(()) => {}
             Err(Halt::NeedBody) => return Outcome::NeedBody,
+            Err(Halt::NeedCounters(call)) => return Outcome::NeedCounters(call),
             Err(Halt::Reject(mut rejection)) => {
                 // Headers an earlier plugin added to the response (rate-limiting's) are on every
                 // response, a later plugin's refusal included, as in Kong.
@@ -136,7 +152,7 @@ fn run_auth(plugin: &dyn AuthPlugin, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> 
             ctx.verdict = Verdict::Authenticated(plugin.name());
             Ok(())
         }
-        Err(Halt::NeedBody) => Err(Halt::NeedBody),
+        Err(halt @ (Halt::NeedBody | Halt::NeedCounters(_))) => Err(halt),
         Err(Halt::Reject(rejection)) => {
             let Some(anonymous) = &settings.anonymous else {
                 return Err(Halt::Reject(rejection));

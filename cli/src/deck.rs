@@ -1129,6 +1129,17 @@ impl Reader<'_> {
                 .filter(|p| p.carry == Carry::Yes)
                 .map(|p| {
                     let mut e = json!({ "name": p.name, "config": p.config });
+                    if p.name == "rate-limiting" {
+                        // Kong's conf.route_id / conf.service_id (the plugin's own scope): part
+                        // of the Redis key, so that Kong and the filter count the same keys.
+                        let route_id = p.route.and_then(|ri| self.routes[ri].id.clone());
+                        let service_id = p.service.and_then(|si| self.services[si].id.clone());
+                        for (field, id) in [("route_id", route_id), ("service_id", service_id)] {
+                            if let Some(id) = id {
+                                e["config"][field] = Value::String(id);
+                            }
+                        }
+                    }
                     if let Some(ci) = p.consumer {
                         e["consumer"] = Value::String(self.consumers[ci].reference());
                     }
@@ -1236,8 +1247,8 @@ fn normalise_config(name: &str, config: Option<&Value>) -> Result<Value, (String
         let dropped = match (name, k.as_str()) {
             ("acl", "include_consumer_groups" | "always_use_authenticated_groups") => v == &Value::Bool(false),
             ("request-termination", "echo") => v == &Value::Bool(false),
-            // Only the redis and cluster policies use these (the filter refuses those policies
-            // by name, and its own is local).
+            // Only the redis and cluster policies use these (a redis entry is refused below: its
+            // settings name Redis, not the filter's front; cluster is refused by the filter).
             ("rate-limiting", "redis" | "sync_rate") => true,
             ("rate-limiting", f) if f.starts_with("redis_") => true,
             ("rate-limiting", "fault_tolerant") => v == &Value::Bool(true),
@@ -1248,6 +1259,15 @@ fn normalise_config(name: &str, config: Option<&Value>) -> Result<Value, (String
         if !dropped {
             out.insert(k.clone(), v.clone());
         }
+    }
+    if name == "rate-limiting" && out.get("policy").and_then(Value::as_str) == Some("redis") {
+        return Err((
+            "policy".into(),
+            "redis: Kong's settings name Redis itself, the filter reaches it through its front \
+             (config.redis.upstream, token), which a decK file does not name: write this entry by hand \
+             (README, rate-limiting)"
+                .into(),
+        ));
     }
     if name == "rate-limiting" && out.get("fault_tolerant") == Some(&Value::Bool(false)) {
         return Err(("fault_tolerant".into(), "false is not supported (the filter lets a request through when its counters cannot be updated, Kong's default)".into()));

@@ -71,7 +71,7 @@ mod tests {
         match pipeline::run(&config, &request, None, &mut Clock) {
             Outcome::Forward(f) => Ok(f.verdict),
             Outcome::Reject(r) => Err(r.status),
-            Outcome::NeedBody => Err(0),
+            Outcome::NeedBody | Outcome::NeedCounters(_) => Err(0),
         }
     }
 

@@ -239,7 +239,7 @@ fn unsupported_plugins_are_refused_or_left_out_never_open() {
         "error: services[0].routes[0].plugins[0]: plugin 'cors' is not supported",
         "error: services[0].routes[1].plugins[0]: plugin 'oauth2' is not supported",
         "error: services[0].routes[2].plugins[1]: plugin 'prometheus' is not supported",
-        "error: services[0].routes[3].plugins[1].config.policy: expected one of: local",
+        "error: services[0].routes[3].plugins[1].config.policy: redis: Kong's settings name Redis itself, the filter reaches it through its front (config.redis.upstream, token), which a decK file does not name: write this entry by hand (README, rate-limiting)",
         "error: services[0].routes[4].sources: matching on the source address is not supported",
         "error: services[1].host: 'backend.upstream' names an upstream, which is not supported",
     ] {

@@ -8,6 +8,7 @@
 //! - [`fixtures`]: the consumers the tests use; [`demo`]: the `make demo` walkthrough;
 //! - [`clients`]: what an hmac-auth or jwt client sends (signed headers, HS256 tokens);
 //! - [`source`]: a consumer store's remote source (a document with an ETag, swappable);
+//! - [`redis_front`]: rate-limiting's Redis front in-process, a private Redis, `redis-cli`;
 //! - [`measure`]: what the benchmarks share (wrk runs with the proxy's CPU per request, medians).
 //!
 //! Nothing here skips: a missing Envoy binary or filter .wasm is a loud failure.
@@ -25,6 +26,7 @@ pub mod envoy;
 pub mod fixtures;
 pub mod http;
 pub mod measure;
+pub mod redis_front;
 pub mod source;
 pub mod wasm_fixture;
 

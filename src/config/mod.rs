@@ -19,6 +19,7 @@ use crate::consumers::{Consumer, ConsumerIndex};
 // Re-exported: these lived here before the leaf `error` had them.
 use crate::error::parse_document;
 pub use crate::error::{consumer_path, parse_section, ConfigError, ErrorKind};
+use crate::plugins::rate_limiting::redis::RedisPolicy;
 use crate::plugins::Configured;
 use crate::proxy::LogLevel;
 use crate::store::Population;
@@ -95,6 +96,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every plugin entry whose counters are flushed on the tick (rate-limiting's `sync_rate`),
+    /// with its counter scope.
+    pub fn counter_policies(&self) -> impl Iterator<Item = (&RedisPolicy, &str)> {
+        self.slots.iter().flat_map(|slot| slot.unscoped.iter().chain(slot.scoped.values())).filter_map(|entry| {
+            match entry {
+                Configured::Other(plugin) => plugin.counters(),
+                Configured::Auth(_) => None,
+            }
+        })
+    }
+
     /// Parse and validate a whole document; the first error refuses it.
     pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
         let doc: RawDocument = parse_document(json)?;

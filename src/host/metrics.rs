@@ -88,6 +88,12 @@ fn count(counter: Counter) {
     }
 }
 
+/// A root ticks for good at its own (faster) period (rate-limiting's `sync_rate` flushes): the
+/// counts ride on that tick, and a count must not re-arm it at [`TICK_MS`].
+pub fn tick_held() {
+    ARMED.with(|armed| armed.set(true));
+}
+
 /// Hands the VM's per-request counts to the host (a root context's tick, or its end). The next
 /// count arms a tick again.
 pub fn flush() {

@@ -4,6 +4,7 @@
 
 mod abi;
 mod body_wait;
+mod counter_calls;
 mod metrics;
 mod store_loader;
 
@@ -24,7 +25,13 @@ use body_wait::BodyWaits;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(FilterRoot { context_id, config: None, loader: None, body_waits: Rc::default() })
+        Box::new(FilterRoot {
+            context_id,
+            config: None,
+            loader: None,
+            body_waits: Rc::default(),
+            flushes: counter_calls::Flushes::default(),
+        })
     });
 }}
 
@@ -157,10 +164,17 @@ struct FilterRoot {
     /// Requests paused for a body that may never come (Envoy without
     /// `allow_on_headers_stop_iteration`; see `body_wait`).
     body_waits: Rc<BodyWaits>,
+    /// rate-limiting's `sync_rate` flushes (`counter_calls`).
+    flushes: counter_calls::Flushes,
 }
 
 impl Context for FilterRoot {
     fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if let Some(config) = &self.config {
+            if self.flushes.on_http_call_response(config, token_id, body_size) {
+                return;
+            }
+        }
         if let Some(loader) = &mut self.loader {
             loader.on_http_call_response(token_id, body_size);
         }
@@ -196,6 +210,13 @@ impl RootContext for FilterRoot {
                 {
                     log(LogLevel::Warn, "consumer-auth: the host refused a tick period");
                 }
+                if let Some(ms) = counter_calls::tick_ms(&config) {
+                    if abi::set_tick_period_ms(ms.min(body_wait::TICK_MS)).is_err() {
+                        log(LogLevel::Warn, "consumer-auth: the host refused a tick period");
+                    }
+                    // This tick runs for good: a metric count must not re-arm it slower.
+                    metrics::tick_held();
+                }
                 log(
                     LogLevel::Info,
                     &format!(
@@ -229,6 +250,7 @@ impl RootContext for FilterRoot {
             handoff: None,
             awaiting_body: false,
             response_headers: Vec::new(),
+            counters: None,
         }))
     }
 
@@ -242,7 +264,13 @@ impl RootContext for FilterRoot {
             loader.on_tick();
         }
         self.answer_bodiless_requests();
+        if let Some(config) = &self.config {
+            self.flushes.on_tick(config);
+        }
         metrics::flush();
+        if self.flushes_counters() {
+            metrics::tick_held();
+        }
         forget_log_level();
         if !self.needs_tick() {
             let _ = abi::set_tick_period_ms(0);
@@ -253,15 +281,20 @@ impl RootContext for FilterRoot {
 impl FilterRoot {
     /// Whether this root still needs its tick after this one (the metrics re-arm it when they
     /// count again): a store loader (Kong's deferred inline store only until it is written;
-    /// Envoy never defers), or requests that may wait for a body that never comes (until a body
-    /// callback has come and nothing waits).
+    /// Envoy never defers), rate-limiting counters to flush (`sync_rate`), or requests that may
+    /// wait for a body that never comes (until a body callback has come and nothing waits).
     fn needs_tick(&self) -> bool {
         let loader = self.loader.as_ref().is_some_and(|l| !(kind().defers_store_write() && l.idle()));
         let bodies = !self.body_waits.is_empty()
             || (kind().body_may_never_come()
                 && self.config.as_ref().is_some_and(|c| c.body_needed_by.is_some())
                 && !self.body_waits.body_seen());
-        loader || bodies
+        loader || bodies || self.flushes_counters()
+    }
+
+    /// The tick also flushes rate-limiting counters (`sync_rate`), at their own period.
+    fn flushes_counters(&self) -> bool {
+        self.config.as_deref().is_some_and(|c| counter_calls::tick_ms(c).is_some())
     }
 
     /// Answers the requests whose body has not come in time (see `body_wait`).
@@ -314,9 +347,17 @@ struct FilterRequest {
     awaiting_body: bool,
     /// Headers for the upstream's response (rate-limiting's).
     response_headers: Vec<(String, String)>,
+    /// Paused for rate-limiting's counters (`counter_calls`).
+    counters: Option<counter_calls::Pending>,
 }
 
-impl Context for FilterRequest {}
+impl Context for FilterRequest {
+    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if self.counters.as_ref().is_some_and(|p| p.token == token_id) {
+            self.counters_came(body_size);
+        }
+    }
+}
 
 impl Drop for FilterRequest {
     fn drop(&mut self) {
@@ -350,6 +391,9 @@ impl HttpContext for FilterRequest {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.counters.is_some() {
+            return Action::Pause;
+        }
         if !self.awaiting_body {
             return Action::Continue;
         }
@@ -367,6 +411,9 @@ impl HttpContext for FilterRequest {
     /// A body followed by trailers ends here, not in a body callback with `end_of_stream`:
     /// judge it now (the SDK's default, Continue, would let the held request through unjudged).
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.counters.is_some() {
+            return Action::Pause;
+        }
         if !self.awaiting_body {
             return Action::Continue;
         }
@@ -452,13 +499,26 @@ impl FilterRequest {
     }
 
     fn decide(&mut self, config: &Config, body: Body<'_>) -> Action {
+        self.decide_with(config, body, None)
+    }
+
+    /// `counter_reply`: the counters' answer, when this run resumes a request paused for it.
+    fn decide_with(
+        &mut self,
+        config: &Config,
+        body: Body<'_>,
+        counter_reply: Option<Rc<pipeline::CounterReply>>,
+    ) -> Action {
+        let resumed = counter_reply.is_some();
         let outcome = {
             let method = self.pseudo(":method", &["request", "method"]);
             let path = self.pseudo(":path", &["request", "path"]);
             let request = Request::new(&method, &path, &self.headers, body);
-            pipeline::run(config, &request, self.handoff.as_deref(), &mut ProxyHost)
+            pipeline::run_with_counters(config, &request, self.handoff.as_deref(), counter_reply, &mut ProxyHost)
         };
         match outcome {
+            Outcome::NeedCounters(_) if resumed => self.fail_closed("the counters were asked for twice"),
+            Outcome::NeedCounters(call) => self.ask_counters(call, body),
             Outcome::Forward(forward) => {
                 let verdict = forward.verdict;
                 match self.apply(forward, body) {

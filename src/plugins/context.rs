@@ -5,6 +5,7 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
+use super::rate_limiting::redis::CounterReply;
 use super::Halt;
 use crate::consumers::{
     BasicCredential, Consumer, ConsumerLookup, HmacCredential, JwtCredential, KeyCredential, NotLoaded,
@@ -55,6 +56,9 @@ pub struct Ctx<'r, 'a> {
     body: OnceCell<ParsedBody<'a>>,
     /// What this run decided so far, for metrics (set by the pipeline's auth wrapper).
     pub(crate) verdict: Verdict,
+    /// The counter front's answer, when this run resumes a request paused for it
+    /// (rate-limiting's `policy: redis`).
+    pub counter_reply: Option<Rc<CounterReply>>,
 }
 
 impl<'r, 'a> Ctx<'r, 'a> {
@@ -74,6 +78,7 @@ impl<'r, 'a> Ctx<'r, 'a> {
             host,
             body: OnceCell::new(),
             verdict: Verdict::default(),
+            counter_reply: None,
         }
     }
 }
@@ -97,6 +102,11 @@ impl<'a> Ctx<'_, 'a> {
             Body::Empty => Ok(&[]),
             Body::Complete(b) => Ok(b),
         }
+    }
+
+    /// The proxy, for a plugin's own bookkeeping (rate-limiting's counters in shared data).
+    pub fn host(&mut self) -> &mut dyn Host {
+        &mut *self.host
     }
 
     pub fn now(&mut self) -> u64 {

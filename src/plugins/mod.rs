@@ -149,6 +149,9 @@ pub enum Halt {
     Reject(Box<Rejection>),
     /// The step needs the request body, which has not been read yet.
     NeedBody,
+    /// The step needs the counters' front to answer this call first (rate-limiting's `policy:
+    /// redis`); the run is repeated with the answer in [`Ctx::counter_reply`].
+    NeedCounters(Box<rate_limiting::redis::CounterCall>),
 }
 
 impl From<Rejection> for Halt {
@@ -185,6 +188,11 @@ pub trait AuthPlugin {
 pub trait Plugin {
     fn name(&self) -> &'static str;
     fn run(&self, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt>;
+    /// Counters this plugin flushes on the root's tick, with its counter scope
+    /// (rate-limiting's `sync_rate`).
+    fn counters(&self) -> Option<(&rate_limiting::redis::RedisPolicy, &str)> {
+        None
+    }
 }
 
 /// A configured plugin, ready to run.

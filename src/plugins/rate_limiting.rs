@@ -11,6 +11,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod redis;
+
 use super::context::Ctx;
 use super::{Halt, Plugin};
 use crate::error::{parse_section, ConfigError, ErrorKind};
@@ -36,6 +38,23 @@ struct RawRateLimiting {
     error_message: String,
     #[serde(default = "default_policy")]
     policy: String,
+    /// `policy: redis` (see `redis.rs`).
+    redis: Option<Value>,
+    #[serde(default = "default_true")]
+    fault_tolerant: bool,
+    #[serde(default = "default_sync_rate")]
+    sync_rate: f64,
+    /// Kong's ids, part of the Redis key (`from-deck` fills them).
+    route_id: Option<String>,
+    service_id: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_sync_rate() -> f64 {
+    -1.0
 }
 
 fn default_limit_by() -> String {
@@ -63,7 +82,7 @@ pub enum Period {
 impl Period {
     const ALL: [Period; 6] = [Period::Second, Period::Minute, Period::Hour, Period::Day, Period::Month, Period::Year];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Period::Second => "second",
             Period::Minute => "minute",
@@ -113,6 +132,8 @@ pub struct RateLimiting {
     hide_client_headers: bool,
     error_code: u16,
     error_message: String,
+    /// `policy: redis`; `None`: Kong's `local`.
+    redis: Option<redis::RedisPolicy>,
 }
 
 /// How many times a compare-and-swap is retried before the request is let through (and logged).
@@ -177,9 +198,54 @@ impl RateLimiting {
                 ))
             }
         };
-        if raw.policy != "local" {
-            return Err(ConfigError::new(format!("{path}.policy"), ErrorKind::Rule("expected one of: local")));
-        }
+        let route_id = redis::kong_id(raw.route_id, &format!("{path}.route_id"))?;
+        let service_id = redis::kong_id(raw.service_id, &format!("{path}.service_id"))?;
+        let redis = match raw.policy.as_str() {
+            "local" => {
+                if raw.redis.is_some() {
+                    return Err(ConfigError::new(format!("{path}.redis"), ErrorKind::Rule("only with policy redis")));
+                }
+                if raw.sync_rate != -1.0 {
+                    return Err(ConfigError::new(
+                        format!("{path}.sync_rate"),
+                        ErrorKind::Rule("only with policy redis"),
+                    ));
+                }
+                if !raw.fault_tolerant {
+                    // local counters fail only with the host's shared data: let through and logged
+                    return Err(ConfigError::new(
+                        format!("{path}.fault_tolerant"),
+                        ErrorKind::Rule("false only with policy redis"),
+                    ));
+                }
+                None
+            }
+            "redis" => {
+                let at = format!("{path}.redis");
+                let Some(front) = raw.redis else {
+                    return Err(ConfigError::new(at, ErrorKind::RequiredFieldMissing));
+                };
+                let front = redis::Front::build(parse_section(front, &at)?, &at)?;
+                // Kong: -1 (synchronous) or at least 0.02 s.
+                let sync_rate_ms = if raw.sync_rate == -1.0 {
+                    None
+                } else if (0.02..=3600.0).contains(&raw.sync_rate) {
+                    Some((raw.sync_rate * 1000.0).round() as u32)
+                } else {
+                    return Err(ConfigError::new(
+                        format!("{path}.sync_rate"),
+                        ErrorKind::Rule("must be -1 or between 0.02 and 3600 (seconds)"),
+                    ));
+                };
+                Some(redis::RedisPolicy::new(front, route_id, service_id, raw.fault_tolerant, sync_rate_ms))
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{path}.policy"),
+                    ErrorKind::Rule("expected one of: local, redis"),
+                ))
+            }
+        };
         let error_code = match &raw.error_code {
             None => 429,
             Some(v) => v
@@ -195,6 +261,7 @@ impl RateLimiting {
             hide_client_headers: raw.hide_client_headers,
             error_code,
             error_message: raw.error_message,
+            redis,
         })
     }
 
@@ -243,6 +310,20 @@ impl Plugin for RateLimiting {
     }
 
     fn run(&self, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> {
+        match &self.redis {
+            None => self.run_local(ctx),
+            Some(redis) => self.run_redis(ctx, redis),
+        }
+    }
+
+    fn counters(&self) -> Option<(&redis::RedisPolicy, &str)> {
+        self.redis.as_ref().filter(|r| r.tick_ms().is_some()).map(|r| (r, self.scope.as_str()))
+    }
+}
+
+impl RateLimiting {
+    /// Kong's `local` policy: counters in this proxy's shared data.
+    fn run_local(&self, ctx: &mut Ctx<'_, '_>) -> Result<(), Halt> {
         let now = ctx.now();
         let identifier = self.identifier(ctx);
         let mut usages = Vec::with_capacity(self.limits.len());
@@ -274,7 +355,55 @@ impl Plugin for RateLimiting {
                 }
             }
         }
-        let headers = if self.hide_client_headers { Vec::new() } else { self.headers(&usages, stop) };
+        self.finish(ctx, &usages, stop)
+    }
+
+    /// Kong's `redis` policy: every request counted in Redis (refused ones too), blocked when a
+    /// period's usage before it reached the limit.
+    fn run_redis(&self, ctx: &mut Ctx<'_, '_>, redis: &redis::RedisPolicy) -> Result<(), Halt> {
+        let now = ctx.now();
+        let identifier = self.redis_identifier(ctx);
+        let windows = self.limits.iter().map(|&(period, _)| (period, period.window(now).0)).collect();
+        let reply = ctx.counter_reply.clone();
+        let (windows, counts) = redis.counts(ctx.host(), &self.scope, &identifier, windows, reply.as_deref());
+        let before = match counts {
+            redis::Counts::Known(before) => before,
+            redis::Counts::Ask(call) => return Err(Halt::NeedCounters(call)),
+            // Kong's fault_tolerant: through without rate-limit headers, or its 500.
+            redis::Counts::Failed if redis.fault_tolerant => return Ok(()),
+            redis::Counts::Failed => {
+                return Err(Halt::from(Rejection::kong(500, "An unexpected error occurred", Reason::InternalError)))
+            }
+        };
+        let mut usages = Vec::with_capacity(windows.len());
+        let mut stop = None;
+        for ((&(period, limit), &(_, start)), &usage) in self.limits.iter().zip(&windows).zip(&before) {
+            if usage >= limit && stop.is_none() {
+                stop = Some(usages.len());
+            }
+            let (_, end) = period.window(start);
+            usages.push(Usage { period, limit, count: usage.saturating_add(1), reset: end.saturating_sub(now).max(1) });
+        }
+        self.finish(ctx, &usages, stop)
+    }
+
+    /// Kong's `get_identifier` as Redis keys carry it: the consumer's id, the credential, or
+    /// the client address (so a Kong node counts the same key for the same consumer).
+    fn redis_identifier(&self, ctx: &mut Ctx<'_, '_>) -> String {
+        let identity = &ctx.identity;
+        let identity = match self.limit_by {
+            LimitBy::Consumer => {
+                identity.consumer.as_ref().map(|c| c.id.clone()).or_else(|| identity.credential.clone())
+            }
+            LimitBy::Credential => identity.credential.clone(),
+            LimitBy::Ip => None,
+        };
+        identity.unwrap_or_else(|| ctx.client_ip().unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// The headers and the verdict, once every period's usage is known.
+    fn finish(&self, ctx: &mut Ctx<'_, '_>, usages: &[Usage], stop: Option<usize>) -> Result<(), Halt> {
+        let headers = if self.hide_client_headers { Vec::new() } else { self.headers(usages, stop) };
         match stop {
             None => {
                 for (name, value) in headers {

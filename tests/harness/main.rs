@@ -50,4 +50,6 @@ mod random_input;
 #[cfg(test)]
 mod rate_limiting;
 #[cfg(test)]
+mod rate_limiting_redis;
+#[cfg(test)]
 mod responses_and_spoofing;

@@ -254,9 +254,8 @@ fn configuration_refusals() {
         .contains("plugins[0].config.hour: The limit for hour(5.0) cannot be lower than the limit for second(10.0)"));
     assert!(refusal(json!({"minute": 1, "limit_by": "service"}))
         .contains("plugins[0].config.limit_by: expected one of: consumer, credential, ip"));
-    assert!(
-        refusal(json!({"minute": 1, "policy": "redis"})).contains("plugins[0].config.policy: expected one of: local")
-    );
+    assert!(refusal(json!({"minute": 1, "policy": "cluster"}))
+        .contains("plugins[0].config.policy: expected one of: local, redis"));
     assert!(refusal(json!({"minute": 1, "error_code": 700}))
         .contains("plugins[0].config.error_code: value should be between 100 and 599"));
     assert!(refusal(json!({"minute": 1, "limit": 5})).contains("plugins[0].config.limit: unknown field"));
