@@ -14,6 +14,7 @@ mod flow;
 mod hostcalls;
 pub mod maps;
 mod mem;
+mod seeds;
 mod state;
 mod types;
 mod wasi;
@@ -219,6 +220,7 @@ impl Host {
     }
 
     fn configure_in(&mut self, vm: usize, root_id: &str, config: &[u8]) -> Result<FilterId, ConfigureError> {
+        seeds::config(config);
         let root = self.next_context_id();
         let (log_start, vm_config_len) = {
             let mut w = self.world();
