@@ -206,9 +206,10 @@ FUZZ_SECONDS       ?= 1800
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_CARGO_FUZZ    := $${CONSUMER_AUTH_CACHE:-$$HOME/.cache/consumer-auth}/cargo-fuzz
 FUZZ_ENV            = RUSTC_BOOTSTRAP=1 PATH="$(FUZZ_CARGO_FUZZ)/bin:$$PATH"
-# -timeout: one input taking longer is a finding (a super-linear path); -max_len: room for
-# long headers and bodies.
-FUZZ_FLAGS         := -timeout=5 -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1
+# -timeout: one input taking longer (wall clock) is a finding, a super-linear path; `fuzz` runs
+# niced on shared machines, where a starved process needs more. -max_len: room for long headers
+# and bodies.
+FUZZ_FLAGS         := -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1
 
 .PHONY: fuzz-tool fuzz-build fuzz-smoke fuzz fuzz-cmin fuzz-seeds
 
@@ -224,7 +225,7 @@ fuzz-smoke: fuzz-build
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p "$$scratch/$$t"; \
 	  $(FUZZ_ENV) cargo fuzz run --fuzz-dir fuzz -O $$t "$$scratch/$$t" fuzz/corpus/$$t -- \
-	    $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SMOKE_SECONDS) > "$$scratch/$$t.log" 2>&1 \
+	    $(FUZZ_FLAGS) -timeout=10 -max_total_time=$(FUZZ_SMOKE_SECONDS) > "$$scratch/$$t.log" 2>&1 \
 	    || { cat "$$scratch/$$t.log"; echo "fuzz-smoke: $$t failed (its input is in fuzz/artifacts/$$t)" >&2; exit 1; }; \
 	  echo "fuzz-smoke: $$t: $$(grep -o 'stat::number_of_executed_units: [0-9]*' "$$scratch/$$t.log" | grep -o '[0-9]*$$') execs, $$(grep -o 'cov: [0-9]*' "$$scratch/$$t.log" | tail -n1)"; \
 	done
@@ -235,14 +236,14 @@ fuzz: fuzz-build
 	  mkdir -p fuzz/target/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s (log: fuzz/target/logs/$$t.log)"; \
 	  $(FUZZ_ENV) nice -n 19 cargo fuzz run --fuzz-dir fuzz -O $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
-	    $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) >> fuzz/target/logs/$$t.log 2>&1 || exit 1; \
+	    $(FUZZ_FLAGS) -timeout=30 -max_total_time=$(FUZZ_SECONDS) >> fuzz/target/logs/$$t.log 2>&1 || exit 1; \
 	  tail -n 12 fuzz/target/logs/$$t.log | grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|cov:' | tail -n 3; \
 	done
 
 fuzz-cmin: fuzz-tool
 	@for t in $(FUZZ_TARGETS); do \
 	  test -d fuzz/target/corpus/$$t && cp -n fuzz/target/corpus/$$t/* fuzz/corpus/$$t/ 2>/dev/null; \
-	  $(FUZZ_ENV) cargo fuzz cmin --fuzz-dir fuzz -O $$t fuzz/corpus/$$t -- -timeout=5 -max_len=16384 || exit 1; \
+	  $(FUZZ_ENV) cargo fuzz cmin --fuzz-dir fuzz -O $$t fuzz/corpus/$$t -- -timeout=30 -max_len=16384 || exit 1; \
 	done
 
 fuzz-seeds: build fuzz-tool envoy

@@ -202,9 +202,12 @@ pub fn run_checked(config: &Config, req: &FuzzRequest, host: &mut FakeHost) -> O
             let incoming_identity = handoff.and_then(consumer_auth::identity::Identity::decode);
             if incoming_identity.is_none() {
                 // the first instance: every identity header the client sent is removed or replaced
+                // (one the filter manages may stay when it already says what the identity says:
+                // the `identity` target checks those values)
                 for (name, _) in &req.headers {
-                    if is_spoofable(name) {
-                        let lower = name.to_ascii_lowercase();
+                    let lower = name.to_ascii_lowercase();
+                    let copies = req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count();
+                    if is_spoofable(name) && !(MANAGED_HEADERS.contains(&lower.as_str()) && copies == 1) {
                         let handled = forward.header_ops.iter().any(|op| match op {
                             HeaderOp::Remove(n) => *n == lower,
                             HeaderOp::Set(n, _) => *n == lower,
