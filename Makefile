@@ -211,7 +211,7 @@ FUZZ_ENV            = RUSTC_BOOTSTRAP=1 PATH="$(FUZZ_CARGO_FUZZ)/bin:$$PATH"
 # and bodies.
 FUZZ_FLAGS         := -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1
 
-.PHONY: fuzz-tool fuzz-build fuzz-smoke fuzz fuzz-cmin fuzz-seeds
+.PHONY: fuzz-tool fuzz-build fuzz-smoke fuzz fuzz-cmin fuzz-seeds fuzz-coverage
 
 fuzz-tool:
 	@$(FUZZ_ENV) command -v cargo-fuzz >/dev/null || \
@@ -235,10 +235,13 @@ fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/target/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s (log: fuzz/target/logs/$$t.log)"; \
+	  now=$$(date -u +%H:%M:%S); echo "=== $$now $$t $(FUZZ_SECONDS) s $$now" >> fuzz/target/logs/$$t.log; \
 	  $(FUZZ_ENV) nice -n 19 cargo fuzz run --fuzz-dir fuzz -O $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
-	    $(FUZZ_FLAGS) -timeout=30 -max_total_time=$(FUZZ_SECONDS) >> fuzz/target/logs/$$t.log 2>&1 || exit 1; \
-	  tail -n 12 fuzz/target/logs/$$t.log | grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|cov:' | tail -n 3; \
+	    $(FUZZ_FLAGS) -timeout=30 -max_total_time=$(FUZZ_SECONDS) >> fuzz/target/logs/$$t.log 2>&1; \
+	  code=$$?; echo "=== exit $$code $$(date -u +%H:%M:%S)" >> fuzz/target/logs/$$t.log; \
+	  test $$code = 0 || { echo "fuzz: $$t found something: fuzz/artifacts/$$t" >&2; exit 1; }; \
 	done
+	@python3 fuzz/stats.py fuzz/target/logs
 
 fuzz-cmin: fuzz-tool
 	@for t in $(FUZZ_TARGETS); do \
@@ -252,3 +255,14 @@ fuzz-seeds: build fuzz-tool envoy
 	cargo run --release --manifest-path fuzz/Cargo.toml --example seeds -- $(CURDIR)/fuzz/target/seeds
 	python3 fuzz/seeds.py fuzz/target/seeds fuzz/corpus
 	$(MAKE) fuzz-cmin
+
+# What the whole-request target reaches of src/plugins/ over the committed corpus: llvm-cov's
+# report and each plugin's entry point (fuzz/coverage.py fails when one is never reached).
+FUZZ_LLVM = $$(rustc --print sysroot)/lib/rustlib/$$(rustc -vV | sed -n 's/^host: //p')/bin
+FUZZ_COV  = fuzz/target/x86_64-unknown-linux-gnu/coverage/x86_64-unknown-linux-gnu/release/whole_request
+fuzz-coverage: fuzz-tool
+	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools-preview
+	$(FUZZ_ENV) cargo fuzz coverage --fuzz-dir fuzz -O whole_request fuzz/corpus/whole_request
+	"$(FUZZ_LLVM)/llvm-cov" report $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata src/plugins src/pipeline.rs
+	"$(FUZZ_LLVM)/llvm-cov" export $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata > fuzz/coverage/whole_request/coverage.json
+	python3 fuzz/coverage.py fuzz/coverage/whole_request/coverage.json

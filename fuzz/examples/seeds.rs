@@ -35,7 +35,11 @@ impl Out {
 }
 
 fn token(alg: &str, claims: serde_json::Value) -> String {
-    let input = format!("{}.{}", b64url(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64url(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     format!("{input}.{}", b64url(&sign(alg, input.as_bytes())))
 }
 
@@ -95,7 +99,9 @@ fn main() {
 
     // key-auth and basic-auth, in every place, with spoofed identity headers
     let basic = base64::engine::general_purpose::STANDARD.encode("alice-basic:alice-pw");
-    out.request(&format!("GET /\nauthorization: Basic {basic}\nx-consumer-username: mallory\nX-Credential-Identifier: x\n"));
+    out.request(&format!(
+        "GET /\nauthorization: Basic {basic}\nx-consumer-username: mallory\nX-Credential-Identifier: x\n"
+    ));
     out.request(&format!("OPTIONS /\nproxy-authorization: basic {basic}\n"));
     out.request("GET /a?apikey=alice-key&b=2\nx-anonymous-consumer: true\n");
     out.request("GET /\nX-Api-Key: carol-key\napikey: bob-key\n");
@@ -126,7 +132,10 @@ fn main() {
     identity.groups_header = Some("admins".into());
     for i in [identity, Identity::anonymous(alice)] {
         let encoded = String::from_utf8(i.encode()).unwrap();
-        out.put("identity", format!("{encoded}\nGET /\nx-consumer-id: spoofed\nx-consumer-groups: a\nX-Consumer-Groups: b\n"));
+        out.put(
+            "identity",
+            format!("{encoded}\nGET /\nx-consumer-id: spoofed\nx-consumer-groups: a\nX-Consumer-Groups: b\n"),
+        );
         out.put("whole_request", format!("@handoff {encoded}\nGET /?apikey=bob-key\nx-consumer-username: alice\n"));
     }
 

@@ -119,8 +119,12 @@ impl Reference {
             (Reference::Rsa(k), "PS256") => rsa_verify!(k, pss, sha2::Sha256),
             (Reference::Rsa(k), "PS384") => rsa_verify!(k, pss, sha2::Sha384),
             (Reference::Rsa(k), "PS512") => rsa_verify!(k, pss, sha2::Sha512),
-            (Reference::P256(k), _) => p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok()),
-            (Reference::P384(k), _) => p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok()),
+            (Reference::P256(k), _) => {
+                p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok())
+            }
+            (Reference::P384(k), _) => {
+                p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok())
+            }
             (Reference::Ed25519(k), _) => {
                 let Ok(s) = ed25519_dalek::Signature::from_slice(sig) else { return (false, false) };
                 return (k.verify_strict(input, &s).is_ok(), k.verify(input, &s).is_ok());

@@ -8,7 +8,7 @@
 
 use consumer_auth::config::Config;
 use consumer_auth::store::{write, StoreReader};
-use consumer_auth_fuzz::{consumers, FakeHost, ALGORITHMS, jwt_key_for};
+use consumer_auth_fuzz::{consumers, jwt_key_for, FakeHost, ALGORITHMS};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
