@@ -8,6 +8,7 @@
 #![no_main]
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use consumer_auth::config::{parse_consumers_document, read_consumers_document, Config, ConsumerSource};
 use consumer_auth::store::{write, StoreReader};
@@ -46,9 +47,14 @@ fuzz_target!(|data: &[u8]| {
     let ConsumerSource::Inline(index) = &config.consumers else { unreachable!() };
     let index = &**index;
 
+    // A store of its own per input: the reader's parsed-jwt-key cache lives as long as the VM
+    // (here, the whole run), keyed by store and generation, which in a proxy never repeat with
+    // other content; fresh shared data per input under one name would replay generation 1.
+    static INPUTS: AtomicU64 = AtomicU64::new(0);
+    let name = format!("s{}", INPUTS.fetch_add(1, Ordering::Relaxed));
     let mut host = FakeHost::default();
-    write(&mut host, "s", &population, "digest", None).unwrap();
-    let mut store = StoreReader::new("s");
+    write(&mut host, &name, &population, "digest", None).unwrap();
+    let mut store = StoreReader::new(&name);
     let h = &mut host;
     let list = |c: &Value, field: &str| c.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
     let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
