@@ -259,9 +259,11 @@ fuzz-seeds: build fuzz-tool envoy
 # What the whole-request target reaches of src/plugins/ over the committed corpus: llvm-cov's
 # report and each plugin's entry point (fuzz/coverage.py fails when one is never reached).
 FUZZ_LLVM = $$(rustc --print sysroot)/lib/rustlib/$$(rustc -vV | sed -n 's/^host: //p')/bin
-FUZZ_COV  = fuzz/target/x86_64-unknown-linux-gnu/coverage/x86_64-unknown-linux-gnu/release/whole_request
+# (cargo fuzz coverage builds into the invoking folder's target/)
+FUZZ_COV  = target/$$(rustc -vV | sed -n 's/^host: //p')/coverage/$$(rustc -vV | sed -n 's/^host: //p')/release/whole_request
 fuzz-coverage: fuzz-tool
 	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools-preview
+	rm -rf fuzz/coverage/whole_request
 	$(FUZZ_ENV) cargo fuzz coverage --fuzz-dir fuzz -O whole_request fuzz/corpus/whole_request
 	"$(FUZZ_LLVM)/llvm-cov" report $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata src/plugins src/pipeline.rs
 	"$(FUZZ_LLVM)/llvm-cov" export $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata > fuzz/coverage/whole_request/coverage.json
