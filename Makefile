@@ -62,6 +62,7 @@ test: redis-server
 	$(ENVOY_ENV) $(REDIS_ENV) cargo test --workspace --no-fail-fast
 	$(ENVOY_ENV) target/debug/demo --once
 	$(DEMO_COMPOSE)
+test: fuzz-smoke
 
 envoy: $(ENVOY_STAMP)
 
@@ -227,3 +228,80 @@ oci: build docker
 	deploy/oci/registry-check.sh $(OCI_IMAGE) $(WASM)
 test: oci
 harness-tests: oci
+
+# Coverage-guided fuzzing of the engine (docs/RELIABILITY.md): cargo-fuzz (libFuzzer, ASan) on
+# the stable toolchain (RUSTC_BOOTSTRAP=1 for its nightly flags), installed once into the cache.
+# `fuzz-smoke` (in `make test`): every target for FUZZ_SMOKE_SECONDS from the committed corpus
+# (new inputs go to a scratch folder). `fuzz`: every target for FUZZ_SECONDS, niced, one at a
+# time, growing fuzz/target/corpus/<target> and logging to fuzz/target/logs/<target>.log;
+# `fuzz-cmin` minimises what it found back into fuzz/corpus. `fuzz-seeds` rebuilds the corpus
+# from the tests (the harness's requests and documents, tests/invalid-configs, examples/,
+# fuzz/examples/seeds.rs).
+FUZZ_TARGETS       := request_view body key_auth basic_auth hmac_auth jwt jwt_verify config \
+                      consumers_stream store_records identity whole_request
+FUZZ_SECONDS       ?= 1800
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_CARGO_FUZZ    := $${CONSUMER_AUTH_CACHE:-$$HOME/.cache/consumer-auth}/cargo-fuzz
+FUZZ_ENV            = RUSTC_BOOTSTRAP=1 PATH="$(FUZZ_CARGO_FUZZ)/bin:$$PATH"
+# -timeout: one input taking longer (wall clock) is a finding, a super-linear path; `fuzz` runs
+# niced on shared machines, where a starved process needs more. -max_len: room for long headers
+# and bodies.
+FUZZ_FLAGS         := -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1
+
+.PHONY: fuzz-tool fuzz-build fuzz-smoke fuzz fuzz-cmin fuzz-seeds fuzz-coverage
+
+fuzz-tool:
+	@$(FUZZ_ENV) command -v cargo-fuzz >/dev/null || \
+	  cargo install --locked --root "$(FUZZ_CARGO_FUZZ)" cargo-fuzz
+
+fuzz-build: fuzz-tool
+	$(FUZZ_ENV) cargo fuzz build --fuzz-dir fuzz -O
+
+fuzz-smoke: fuzz-build
+	@set -e; scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p "$$scratch/$$t"; \
+	  $(FUZZ_ENV) cargo fuzz run --fuzz-dir fuzz -O $$t "$$scratch/$$t" fuzz/corpus/$$t -- \
+	    $(FUZZ_FLAGS) -timeout=10 -max_total_time=$(FUZZ_SMOKE_SECONDS) > "$$scratch/$$t.log" 2>&1 \
+	    || { cat "$$scratch/$$t.log"; echo "fuzz-smoke: $$t failed (its input is in fuzz/artifacts/$$t)" >&2; exit 1; }; \
+	  echo "fuzz-smoke: $$t: $$(grep -o 'stat::number_of_executed_units: [0-9]*' "$$scratch/$$t.log" | grep -o '[0-9]*$$') execs, $$(grep -o 'cov: [0-9]*' "$$scratch/$$t.log" | tail -n1)"; \
+	done
+
+fuzz: fuzz-build
+	@mkdir -p fuzz/target/logs
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/target/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s (log: fuzz/target/logs/$$t.log)"; \
+	  now=$$(date -u +%H:%M:%S); echo "=== $$now $$t $(FUZZ_SECONDS) s $$now" >> fuzz/target/logs/$$t.log; \
+	  $(FUZZ_ENV) nice -n 19 cargo fuzz run --fuzz-dir fuzz -O $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
+	    $(FUZZ_FLAGS) -timeout=30 -max_total_time=$(FUZZ_SECONDS) >> fuzz/target/logs/$$t.log 2>&1; \
+	  code=$$?; echo "=== exit $$code $$(date -u +%H:%M:%S)" >> fuzz/target/logs/$$t.log; \
+	  test $$code = 0 || { echo "fuzz: $$t found something: fuzz/artifacts/$$t" >&2; exit 1; }; \
+	done
+	@python3 fuzz/stats.py fuzz/target/logs
+
+fuzz-cmin: fuzz-tool
+	@for t in $(FUZZ_TARGETS); do \
+	  test -d fuzz/target/corpus/$$t && cp -n fuzz/target/corpus/$$t/* fuzz/corpus/$$t/ 2>/dev/null; \
+	  $(FUZZ_ENV) cargo fuzz cmin --fuzz-dir fuzz -O $$t fuzz/corpus/$$t -- -timeout=30 -max_len=16384 || exit 1; \
+	done
+
+fuzz-seeds: build fuzz-tool envoy
+	rm -rf fuzz/target/seeds && mkdir -p fuzz/target/seeds
+	$(ENVOY_ENV) CONSUMER_AUTH_FUZZ_SEEDS=$(CURDIR)/fuzz/target/seeds cargo test -p consumer-auth --test harness -q
+	cargo run --release --manifest-path fuzz/Cargo.toml --example seeds -- $(CURDIR)/fuzz/target/seeds
+	python3 fuzz/seeds.py fuzz/target/seeds fuzz/corpus
+	$(MAKE) fuzz-cmin
+
+# What the whole-request target reaches of src/plugins/ over the committed corpus: llvm-cov's
+# report and each plugin's entry point (fuzz/coverage.py fails when one is never reached).
+FUZZ_LLVM = $$(rustc --print sysroot)/lib/rustlib/$$(rustc -vV | sed -n 's/^host: //p')/bin
+# (cargo fuzz coverage builds into the invoking folder's target/)
+FUZZ_COV  = target/$$(rustc -vV | sed -n 's/^host: //p')/coverage/$$(rustc -vV | sed -n 's/^host: //p')/release/whole_request
+fuzz-coverage: fuzz-tool
+	@rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools-preview
+	rm -rf fuzz/coverage/whole_request
+	$(FUZZ_ENV) cargo fuzz coverage --fuzz-dir fuzz -O whole_request fuzz/corpus/whole_request
+	"$(FUZZ_LLVM)/llvm-cov" report $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata src/plugins src/pipeline.rs
+	"$(FUZZ_LLVM)/llvm-cov" export $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata > fuzz/coverage/whole_request/coverage.json
+	python3 fuzz/coverage.py fuzz/coverage/whole_request/coverage.json

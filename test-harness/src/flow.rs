@@ -77,6 +77,8 @@ impl Host {
         if !self.world().kong_quirks && req.protocol.starts_with("HTTP/1") {
             headers.remove(b"transfer-encoding");
         }
+        let now = self.world().clock_nanos;
+        crate::seeds::request(now, &req.protocol, headers.entries(), &req.body_chunks);
         let mut slots = Vec::new();
         let mut unknown = None;
         for f in chain {
@@ -590,6 +592,7 @@ impl Host {
     /// # Panics
     /// If there is no pending call with this token.
     pub fn reply_http_call(&mut self, token: u32, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        crate::seeds::consumers(body);
         let mut h = HeaderMap::new();
         h.add(b":status", status.to_string().as_bytes());
         for (n, v) in headers {

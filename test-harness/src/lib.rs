@@ -15,6 +15,7 @@ mod hostcalls;
 mod kong;
 pub mod maps;
 mod mem;
+mod seeds;
 mod state;
 mod types;
 mod wasi;
@@ -231,6 +232,7 @@ impl Host {
     }
 
     fn configure_in(&mut self, vm: usize, root_id: &str, config: &[u8]) -> Result<FilterId, ConfigureError> {
+        seeds::config(config);
         let root = self.next_context_id();
         let (log_start, vm_config_len) = {
             let mut w = self.world();
