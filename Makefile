@@ -211,8 +211,9 @@ service-tests: postgres wrk
 	$(PG_ENV) cargo test -p consumer-auth-service
 
 # The Admin API's throughput and latency (16 clients creating key-auth credentials, GET p50/p99
-# meanwhile) on SQLite and PostgreSQL, and a 1,000,000-consumer `import`, with release builds.
-# BENCH_ADMIN_SECONDS, BENCH_ADMIN_IMPORT override. See docs/PERFORMANCE.md. Not part of `make test`.
+# meanwhile) on SQLite and PostgreSQL, and a 1,000,000-consumer `import`, optimised builds
+# (profile `service` in Cargo.toml). BENCH_ADMIN_SECONDS, BENCH_ADMIN_IMPORT override.
+# See docs/PERFORMANCE.md. Not part of `make test`.
 bench-admin: postgres
-	cargo build --release -p consumer-auth-cli -p consumer-auth-service
-	$(PG_ENV) CONSUMER_AUTH_BIN=$(CURDIR)/target/release/consumer-auth target/release/bench-admin
+	cargo build --profile service -p consumer-auth-cli -p consumer-auth-service
+	$(PG_ENV) CONSUMER_AUTH_BIN=$(CURDIR)/target/service/consumer-auth target/service/bench-admin

@@ -141,7 +141,7 @@ fn describe(at: &str, e: &ApiError) -> String {
                 .collect();
             parts.join("; ")
         }
-        other => format!("{at}: {}", other.body()["message"].as_str().unwrap_or_default()),
+        other => format!("{at}: {}", other.body().get("message").and_then(Json::as_str).unwrap_or_default()),
     }
 }
 

@@ -81,7 +81,7 @@ impl Drop for Service {
 }
 
 fn binary() -> PathBuf {
-    PathBuf::from(std::env::var("CONSUMER_AUTH_BIN").unwrap_or_else(|_| "target/release/consumer-auth".into()))
+    PathBuf::from(std::env::var("CONSUMER_AUTH_BIN").unwrap_or_else(|_| "target/service/consumer-auth".into()))
 }
 
 async fn start(database: &str, dir: &Path) -> (Service, u16) {

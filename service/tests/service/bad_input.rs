@@ -10,8 +10,10 @@ use crate::support::{Api, Engine};
 
 both!(bad_inputs_are_4xx_and_write_nothing, admin_token, body_limit);
 
-/// (method, path, content type, body, expected status)
-fn cases(cid: &str) -> Vec<(&'static str, String, Option<&'static str>, Vec<u8>, u16)> {
+/// method, path, content type, body, expected status
+type Case = (&'static str, String, Option<&'static str>, Vec<u8>, u16);
+
+fn cases(cid: &str) -> Vec<Case> {
     let j = Some("application/json");
     let f = Some("application/x-www-form-urlencoded");
     let s = |x: &str| x.as_bytes().to_vec();

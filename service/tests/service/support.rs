@@ -97,6 +97,8 @@ pub fn replace_database(url: &str, name: &str) -> String {
 pub struct Api {
     pub router: Router,
     pub store: Store,
+    /// The database's URL.
+    pub url: String,
     _dir: TempDir,
 }
 
@@ -110,7 +112,7 @@ impl Api {
         let url = fresh_database(engine, &dir).await;
         let store = consumer_auth_service::serve::open_migrated(&url, StoreOptions::default()).await.expect("open");
         let state = AppState { store: store.clone(), body_limit, admin_token: token.map(Into::into) };
-        Api { router: app(state), store, _dir: dir }
+        Api { router: app(state), store, url, _dir: dir }
     }
 
     pub async fn raw(&self, request: Request<Body>) -> (StatusCode, Value) {
@@ -196,7 +198,6 @@ pub fn free_port() -> u16 {
 /// A `consumer-auth serve` process, killed on drop.
 pub struct Service {
     pub child: Child,
-    pub port: u16,
 }
 
 impl Service {
@@ -208,7 +209,7 @@ impl Service {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn consumer-auth serve");
-        let mut service = Service { child, port };
+        let mut service = Service { child };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = http(port, "GET", "/status", None, &[]).await {
