@@ -59,8 +59,10 @@ harness-tests: build envoy
 # (cargo builds a package's binaries for its integration tests).
 test: build lint envoy wrk
 test: redis-server
-	$(ENVOY_ENV) $(REDIS_ENV) cargo test --workspace --no-fail-fast
+test: postgres
+	$(ENVOY_ENV) $(REDIS_ENV) $(PG_ENV) cargo test --workspace --no-fail-fast
 	$(ENVOY_ENV) target/debug/demo --once
+	@service/scripts/postgres.sh stop $(PG_STATE)
 	$(DEMO_COMPOSE)
 test: fuzz-smoke
 
@@ -305,3 +307,28 @@ fuzz-coverage: fuzz-tool
 	"$(FUZZ_LLVM)/llvm-cov" report $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata src/plugins src/pipeline.rs
 	"$(FUZZ_LLVM)/llvm-cov" export $(FUZZ_COV) -instr-profile=fuzz/coverage/whole_request/coverage.profdata > fuzz/coverage/whole_request/coverage.json
 	python3 fuzz/coverage.py fuzz/coverage/whole_request/coverage.json
+
+# PostgreSQL for the consumer service's tests (service/scripts/postgres.sh): Debian's server,
+# installed if missing, a throwaway cluster on a free port, run as the `postgres` user. Its URL
+# reaches the tests in CONSUMER_AUTH_TEST_POSTGRES (they fail without it, never skip).
+PG_STATE := $(CURDIR)/target/postgres
+PG_ENV    = CONSUMER_AUTH_TEST_POSTGRES="$$(cat $(PG_STATE)/url)" CONSUMER_AUTH_TEST_POSTGRES_BIN="$$(cat $(PG_STATE)/bin)"
+.PHONY: postgres postgres-stop service-tests bench-admin
+postgres:
+	@service/scripts/postgres.sh start $(PG_STATE)
+postgres-stop:
+	@service/scripts/postgres.sh stop $(PG_STATE)
+
+# The consumer service alone (docs/ADMIN_API.md): its unit tests and its suite on SQLite and
+# PostgreSQL, through the real `consumer-auth` binary (curl from `make wrk`).
+service-tests: postgres wrk
+	cargo build -p consumer-auth-cli
+	$(PG_ENV) cargo test -p consumer-auth-service
+
+# The Admin API's throughput and latency (16 clients creating key-auth credentials, GET p50/p99
+# meanwhile) on SQLite and PostgreSQL, and a 1,000,000-consumer `import`, optimised builds
+# (profile `service` in Cargo.toml). BENCH_ADMIN_SECONDS, BENCH_ADMIN_IMPORT override.
+# See docs/PERFORMANCE.md. Not part of `make test`.
+bench-admin: postgres
+	cargo build --profile service -p consumer-auth-cli -p consumer-auth-service
+	$(PG_ENV) CONSUMER_AUTH_BIN=$(CURDIR)/target/service/consumer-auth target/service/bench-admin

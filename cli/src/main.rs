@@ -1,5 +1,5 @@
 //! `consumer-auth`: check configurations offline, hash secrets, turn a Kong decK file into an
-//! Envoy bootstrap. See docs/CLI.md.
+//! Envoy bootstrap, serve Kong's Admin API for consumers. See docs/CLI.md and docs/ADMIN_API.md.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -13,6 +13,9 @@ usage: consumer-auth check [--as auto|filter|source] FILE...   (- reads stdin)
        consumer-auth hash password [--consumer-id ID] [PASSWORD]
        consumer-auth from-deck KONG_YAML --wasm PATH [--listen HOST:PORT] [--admin HOST:PORT] [--skip-unsupported]
                                  [--consumer-store NAME]
+       consumer-auth serve [--admin-listen ADDR] [--database URL] [--admin-token TOKEN] [--body-limit BYTES]
+       consumer-auth migrate [--database URL]
+       consumer-auth import KONG_YAML [--database URL]
 
 exit status: 0 ok, 1 refused or unsupported, 2 usage error";
 
@@ -43,6 +46,9 @@ fn run() -> Result<i32, Usage> {
             "check" => run_check(&mut parser),
             "hash" => run_hash(&mut parser),
             "from-deck" => run_from_deck(&mut parser),
+            "serve" => run_serve(&mut parser),
+            "migrate" => run_migrate(&mut parser),
+            "import" => run_import(&mut parser),
             other => Err(Usage(format!("unknown command '{other}'"))),
         },
         Some(Short('h') | Long("help")) => {
@@ -209,6 +215,108 @@ fn run_from_deck(parser: &mut lexopt::Parser) -> Result<i32, Usage> {
                 "consumer-auth: {file}: {} problem(s); nothing written (--skip-unsupported turns what cannot be carried over into warnings)",
                 errors.len()
             );
+            Ok(EXIT_REFUSED)
+        }
+    }
+}
+
+/// A flag's value, else its environment variable, else the default.
+fn flag_or_env(flag: Option<String>, env: &str, default: &str) -> String {
+    flag.or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty())).unwrap_or_else(|| default.to_string())
+}
+
+const ENV_ADMIN_LISTEN: &str = "CONSUMER_AUTH_ADMIN_LISTEN";
+const ENV_DATABASE: &str = "CONSUMER_AUTH_DATABASE";
+const ENV_ADMIN_TOKEN: &str = "CONSUMER_AUTH_ADMIN_TOKEN";
+
+fn runtime() -> Result<tokio::runtime::Runtime, Usage> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Usage(format!("cannot start the runtime: {e}")))
+}
+
+fn run_serve(parser: &mut lexopt::Parser) -> Result<i32, Usage> {
+    use consumer_auth_service::{ServeConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_DATABASE};
+    let (mut listen, mut database, mut token) = (None, None, None);
+    let mut config = ServeConfig::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("admin-listen") => listen = Some(parser.value()?.string()?),
+            Long("database") => database = Some(parser.value()?.string()?),
+            Long("admin-token") => token = Some(parser.value()?.string()?),
+            Long("body-limit") => {
+                let v = parser.value()?.string()?;
+                config.body_limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Usage(format!("--body-limit: '{v}' is not a positive number of bytes")))?;
+            }
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                return Ok(EXIT_OK);
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    config.admin_listen = flag_or_env(listen, ENV_ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN);
+    config.database = flag_or_env(database, ENV_DATABASE, DEFAULT_DATABASE);
+    config.admin_token = token.or_else(|| std::env::var(ENV_ADMIN_TOKEN).ok()).filter(|t| !t.is_empty());
+    match runtime()?.block_on(consumer_auth_service::serve(config)) {
+        Ok(()) => Ok(EXIT_OK),
+        Err(e) => {
+            eprintln!("consumer-auth serve: {e}");
+            Ok(EXIT_REFUSED)
+        }
+    }
+}
+
+fn run_migrate(parser: &mut lexopt::Parser) -> Result<i32, Usage> {
+    let mut database = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("database") => database = Some(parser.value()?.string()?),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let database = flag_or_env(database, ENV_DATABASE, consumer_auth_service::DEFAULT_DATABASE);
+    let result = runtime()?.block_on(async {
+        let store = consumer_auth_service::serve::open_migrated(&database, Default::default()).await?;
+        store.current_version().await.map_err(|_| "cannot read the change log's version".to_string())
+    });
+    match result {
+        Ok(version) => {
+            println!("migrated; change log at version {version}");
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("consumer-auth migrate: {e}");
+            Ok(EXIT_REFUSED)
+        }
+    }
+}
+
+fn run_import(parser: &mut lexopt::Parser) -> Result<i32, Usage> {
+    let (mut file, mut database) = (None, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("database") => database = Some(parser.value()?.string()?),
+            Value(v) if file.is_none() => file = Some(v.string()?),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let file = file.ok_or_else(|| Usage("import: KONG_YAML is needed".into()))?;
+    let database = flag_or_env(database, ENV_DATABASE, consumer_auth_service::DEFAULT_DATABASE);
+    let bytes = read_input(&file).map_err(|e| Usage(format!("{file}: cannot read: {e}")))?;
+    let result = runtime()?.block_on(consumer_auth_service::import::import_file(&database, &bytes));
+    match result {
+        Ok(report) => {
+            println!("{file}: {report}");
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("consumer-auth import: {file}: {e}");
             Ok(EXIT_REFUSED)
         }
     }
