@@ -6,6 +6,9 @@
 //! Needs `CONSUMER_AUTH_REDIS_URL` (`make test` / `make redis-server`), `redis-server` and
 //! `redis-cli` on the PATH.
 
+// The helpers below set up real processes: a failure there is the test failing, loudly.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
