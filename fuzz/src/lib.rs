@@ -235,7 +235,8 @@ pub fn run_checked(config: &Config, req: &FuzzRequest, host: &mut FakeHost) -> O
                 assert!(body.is_some(), "a body rewritten that was never read");
             }
         }
-        Outcome::NeedBody => {}
+        // A pause for rate-limiting's counters (`policy: redis`): the front's answer is another input.
+        Outcome::NeedBody | Outcome::NeedCounters(_) => {}
     }
     outcome
 }
